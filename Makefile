@@ -1,0 +1,37 @@
+# The README's commands. Everything installs itself into .venv; nothing is needed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
+
+.PHONY: install run test test-postgres check clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run vodportal locally against vodsandbox on SQLite, with demo accounts.
+run: install
+	BIN=$(BIN) ./scripts/run-local.sh
+
+## The whole test suite (SQLite).
+test: install
+	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The whole test suite against PostgreSQL.
+test-postgres: install
+	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Lint and Django's system checks.
+check: install
+	$(BIN)/python -m ruff check .
+	DJANGO_DEBUG=true $(BIN)/python manage.py check
+
+clean:
+	rm -rf $(VENV) var db.sqlite3 .pytest_cache

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make run`: vodsandbox and vodportal on loopback, SQLite, demo accounts. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+PORT=${PORT:-8000}
+SANDBOX_PORT=${SANDBOX_PORT:-8765}
+
+mkdir -p var
+# Local secrets, made once and kept out of git (var/ is ignored).
+if [ ! -f var/dev.env ]; then
+  umask 077
+  {
+    echo "DJANGO_SECRET_KEY=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    echo "AUDIT_KEY=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+  } > var/dev.env
+fi
+set -a
+# shellcheck disable=SC1091
+. var/dev.env
+DJANGO_DEBUG=true
+VOD_SANDBOX=true
+VOD_ENDPOINT=127.0.0.1:$SANDBOX_PORT
+VOD_PROTOCOL=http
+VOD_SANDBOX_ACCESS_KEY_ID=${VOD_SANDBOX_ACCESS_KEY_ID:-LTAI5tSandboxDevKeyId0001}
+VOD_SANDBOX_ACCESS_KEY_SECRET=${VOD_SANDBOX_ACCESS_KEY_SECRET:-sandbox-dev-secret-change-me}
+ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+set +a
+
+"$BIN/python" manage.py migrate --no-input -v 0
+"$BIN/python" manage.py demo_setup --json > var/demo.out
+
+"$BIN/python" -m vodsandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
+  --access-key-id "$VOD_SANDBOX_ACCESS_KEY_ID" --access-key-secret "$VOD_SANDBOX_ACCESS_KEY_SECRET" \
+  > var/sandbox.log 2>&1 &
+SANDBOX_PID=$!
+trap 'kill $SANDBOX_PID 2>/dev/null || true' EXIT INT TERM
+
+"$BIN/python" - "$SANDBOX_PORT" <<'PY'
+import socket, sys, time
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("vodsandbox did not start; see var/sandbox.log")
+PY
+
+"$BIN/python" - "$PORT" "$SANDBOX_PORT" <<'PY'
+import json, sys
+port, sandbox_port = sys.argv[1:]
+demo = json.load(open("var/demo.out"))
+base = f"http://127.0.0.1:{port}"
+print(f"""
+vodportal (local, DEBUG, vodsandbox on SQLite)
+  API:        {base}/api/v1/
+  Admin:      {base}/admin/        staff login: demo-staff / {demo['staff_password']}
+  User login: demo / {demo['user_password']}
+  Sandbox:    http://127.0.0.1:{sandbox_port}/  (log: var/sandbox.log)
+
+Ask for an upload credential as the demo user:
+
+  curl -s -X POST {base}/api/v1/videos/ \\
+    -H 'Authorization: Token {demo['token']}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"title": "My first video", "file_name": "movie.mp4"}}'
+
+Then:  curl -s -X POST {base}/api/v1/videos/<video_id>/refresh/ -H 'Authorization: Token {demo['token']}'
+Ctrl-C stops both servers.
+""", flush=True)
+PY
+
+"$BIN/python" manage.py runserver "127.0.0.1:$PORT" --noreload

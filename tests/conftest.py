@@ -1,0 +1,101 @@
+"""Shared fixtures: the in-process VOD sandbox and Django wiring for it."""
+
+import os
+
+# Must be set before anything imports the credentials chain: the chain's last step is the
+# ECS metadata service at 100.100.100.200, which tests may never contact.
+os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+
+import pytest  # noqa: E402
+
+from vodsandbox import Sandbox, SandboxConfig  # noqa: E402
+
+SANDBOX_ACCESS_KEY_ID = "LTAI5tSandboxTestKeyId01"
+SANDBOX_ACCESS_KEY_SECRET = "sandbox-test-secret-5f2c9e0b7a41d3"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """One sandbox per test session, on a free loopback port."""
+    server = Sandbox(
+        SandboxConfig(
+            access_key_id=SANDBOX_ACCESS_KEY_ID,
+            access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+            host="127.0.0.1",
+            port=0,
+        )
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session sandbox with its media, nonces, faults and call log forgotten."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
+
+
+@pytest.fixture(autouse=True)
+def portal_uses_sandbox(sandbox, settings):
+    """Point the portal's gateway at the sandbox for every test: no test can reach VOD."""
+    settings.VOD_SANDBOX = True
+    settings.VOD_ENDPOINT = sandbox.endpoint
+    settings.VOD_PROTOCOL = "http"
+    settings.VOD_SANDBOX_ACCESS_KEY_ID = SANDBOX_ACCESS_KEY_ID
+    settings.VOD_SANDBOX_ACCESS_KEY_SECRET = SANDBOX_ACCESS_KEY_SECRET
+    return sandbox
+
+
+@pytest.fixture
+def user(db):
+    """An ordinary end user."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def other_user(db):
+    """A second end user, to prove users cannot see each other's uploads."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def staff_user(db):
+    """A staff member (sees every upload through the API)."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="carol", is_staff=True)
+
+
+def _token_client(account):
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    _, token = AuthToken.objects.create(user=account)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    client.token = token
+    return client
+
+
+@pytest.fixture
+def api(user):
+    """An API client authenticated as `user` with a real (hashed) API token."""
+    return _token_client(user)
+
+
+@pytest.fixture
+def other_api(other_user):
+    """An API client for `other_user`."""
+    return _token_client(other_user)
+
+
+@pytest.fixture
+def staff_api(staff_user):
+    """An API client for `staff_user`."""
+    return _token_client(staff_user)

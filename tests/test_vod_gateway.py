@@ -1,0 +1,122 @@
+"""The gateway (uploads.vod) driving the real SDK against the sandbox."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from uploads import vod
+
+REFERENCE = "0123456789abcdef0123456789abcdef"
+
+
+def test_create_upload_video_returns_typed_decoded_result(sandbox):
+    result = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE,
+                                     file_size=10, tags="a,b")
+
+    assert isinstance(result, vod.VideoCredential)
+    assert result.video_id == result.media_id and len(result.video_id) == 32
+    assert result.request_id
+    address = json.loads(base64.b64decode(result.upload_address))
+    assert result.address == vod.UploadAddress(endpoint=address["Endpoint"],
+                                               bucket=address["Bucket"],
+                                               object_key=address["FileName"])
+    auth = json.loads(base64.b64decode(result.upload_auth))
+    assert result.credential.access_key_id == auth["AccessKeyId"]
+    assert result.credential.security_token == auth["SecurityToken"]
+    assert timedelta(seconds=2990) <= result.expires_at - timezone.now() <= timedelta(seconds=3000)
+    sent = sandbox.get_video(result.video_id)
+    assert sent["ReferenceId"] == REFERENCE
+    assert sandbox.calls[-1]["signature_version"] == "v3"
+
+
+def test_results_never_show_secrets_in_repr(sandbox):
+    result = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
+    text = repr(result)
+    assert result.credential.access_key_secret not in text
+    assert result.credential.security_token not in text
+    assert result.upload_auth not in text
+
+
+def test_refresh_by_video_id_and_by_reference_id(sandbox):
+    created = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
+
+    by_id = vod.refresh_upload_video(video_id=created.video_id)
+    by_reference = vod.refresh_upload_video(reference_id=REFERENCE)
+
+    assert by_id.video_id == by_reference.video_id == created.video_id
+    assert by_id.address == created.address == by_reference.address
+    assert len({created.credential.access_key_id, by_id.credential.access_key_id,
+                by_reference.credential.access_key_id}) == 3
+
+
+def test_duplicate_reference_id_is_its_own_error(sandbox):
+    vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
+    with pytest.raises(vod.VodDuplicateReference) as caught:
+        vod.create_upload_video(title="Again", file_name="clip.mp4", reference_id=REFERENCE)
+    assert caught.value.request_id
+    assert sandbox.count_videos() == 1
+
+
+def test_image_and_attached_media(sandbox):
+    image = vod.create_upload_image(image_type="cover", image_ext="jpg", title="Poster")
+    media = vod.create_upload_attached_media(business_type="watermark", media_ext="png")
+
+    assert image.image_url and image.file_url and image.address.object_key.endswith(".jpg")
+    assert media.media_url and media.file_url and media.address.object_key.endswith(".png")
+    assert sandbox.get_image(image.media_id) and sandbox.get_attached_media(media.media_id)
+
+
+def test_get_info_operations(sandbox):
+    video = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
+    image = vod.create_upload_image(image_type="default", image_ext="png")
+    media = vod.create_upload_attached_media(business_type="material", media_ext="zip")
+
+    assert vod.get_video_info(video.video_id).status == "Uploading"
+    assert vod.get_image_info(image.media_id).status == "Uploading"
+    batch = vod.get_attached_media_info([media.media_id, "f" * 32])
+    assert batch.found[media.media_id].status == "Uploading"
+    assert batch.missing == ("f" * 32,)
+    with pytest.raises(vod.VodNotFound):
+        vod.get_video_info("e" * 32)
+
+
+def test_vod_errors_carry_code_status_request_id_and_retryability(sandbox):
+    sandbox.faults.add(action="CreateUploadImage", code="Throttling")
+    with pytest.raises(vod.VodThrottled) as caught:
+        vod.create_upload_image(image_type="default", image_ext="png")
+    error = caught.value
+    assert (error.code, error.http_status, error.retryable) == ("Throttling", 400, True)
+    assert error.request_id and error.operation == "CreateUploadImage"
+
+    with pytest.raises(vod.VodInvalidInput) as caught:
+        vod.create_upload_video(title="x" * 129, file_name="clip.mp4", reference_id=REFERENCE)
+    assert caught.value.code == "LengthExceededMax" and caught.value.retryable is False
+
+
+def test_one_client_per_settings_rebuilt_when_settings_change(settings, sandbox):
+    first = vod.get_client()
+    assert vod.get_client() is first
+    settings.VOD_READ_TIMEOUT_MS = 1234
+    assert vod.get_client() is not first
+
+
+def test_production_client_uses_the_credentials_chain(settings, monkeypatch):
+    """Outside the sandbox the SDK gets its AccessKey from the default chain (here: the
+    environment), never from settings; the ECS metadata step is disabled by settings."""
+    import os
+
+    assert os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] == "true"
+    settings.VOD_SANDBOX = False
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tFromTheEnvironment")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret")
+    assert vod.credentials_resolvable()
+    assert vod.get_client().get_access_key_id() == "LTAI5tFromTheEnvironment"
+
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    assert vod.credentials_resolvable() is False

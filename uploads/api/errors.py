@@ -1,0 +1,105 @@
+"""One error shape for every API failure: {code, detail, errors?, request_id, ...}.
+
+VOD failures map to HTTP statuses a client can act on: its input refused 400, unknown id
+404, throttled 429 with Retry-After, VOD down 503 with Retry-After, timeout 504, an
+unreadable answer 502, our configuration wrong 503. A stack trace never reaches a client.
+"""
+
+import logging
+
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .. import services
+from ..services import InvalidState
+
+logger = logging.getLogger("uploads.api")
+
+# (HTTP status, our stable code, what a client is told)
+_VOD_ERRORS = {
+    services.VodInvalidInput: (400, "vod_rejected_input", "VOD refused the request: {message}"),
+    services.VodNotFound: (404, "not_found", "VOD does not know this media."),
+    services.VodThrottled: (429, "vod_throttled",
+                       "VOD is receiving too many requests; retry after the given delay."),
+    services.VodUnavailable: (503, "vod_unavailable",
+                         "VOD is unavailable at the moment; retry after the given delay."),
+    services.VodTimeout: (504, "vod_timeout", "VOD did not answer in time; retry shortly."),
+    services.VodBadResponse: (502, "vod_bad_response", "VOD answered with something unreadable."),
+    services.VodNotConfigured: (503, "vod_not_configured",
+                           "The upload service is not configured correctly; "
+                           "its operators have been told."),
+}
+
+
+def _request_id(context) -> str:
+    request = context.get("request") if context else None
+    return getattr(request, "request_id", "") or ""
+
+
+def _vod_error_response(exc: services.VodError, context) -> Response:
+    http_status, code, detail = next(
+        (mapping for cls, mapping in _VOD_ERRORS.items() if isinstance(exc, cls)),
+        (503, "vod_unavailable", "VOD is unavailable at the moment."))
+    if isinstance(exc, services.VodNotConfigured):
+        logger.error("VOD refused our configuration: code=%s request_id=%s",
+                     exc.code, exc.request_id)
+    body = {"code": code, "detail": detail.format(message=exc.message),
+            "vod_code": exc.code, "vod_request_id": exc.request_id,
+            "request_id": _request_id(context)}
+    headers = {}
+    if exc.retry_after and http_status in (429, 503, 504):
+        headers["Retry-After"] = str(exc.retry_after)
+    return Response(body, status=http_status, headers=headers)
+
+
+def _summarize(errors) -> str:
+    if isinstance(errors, dict):
+        names = [name for name in errors if name != "non_field_errors"]
+        if names:
+            return "Invalid input: " + ", ".join(names) + "."
+    return "Invalid input."
+
+
+def exception_handler(exc, context):
+    """DRF's handler, reshaped into our error body; VOD and unexpected errors added."""
+    request_id = _request_id(context)
+    if isinstance(exc, services.VodError):
+        return _vod_error_response(exc, context)
+    if isinstance(exc, InvalidState):
+        return Response({"code": "invalid_state", "detail": str(exc), "status": exc.status,
+                         "request_id": request_id}, status=status.HTTP_409_CONFLICT)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in API view (request_id=%s)", request_id)
+        return Response({"code": "server_error", "detail": "An unexpected error occurred.",
+                         "request_id": request_id},
+                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid_input", "detail": _summarize(exc.detail),
+                         "errors": exc.detail if isinstance(exc.detail, dict)
+                         else {"non_field_errors": exc.detail},
+                         "request_id": request_id}
+        return response
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+    code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+    response.data = {"code": code, "detail": str(detail), "request_id": request_id}
+    return response
+
+
+def json_not_found(request, exception=None):
+    """404 for URLs no route matches: the API's error shape under /api/, else Django's page."""
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"code": "not_found", "detail": "No such resource.",
+                         "request_id": getattr(request, "request_id", "")}, status=404)
+
+
+def json_server_error(request):
+    """500 outside DRF's handling: the API's error shape under /api/, else Django's page."""
+    if not request.path.startswith("/api/"):
+        return defaults.server_error(request)
+    return JsonResponse({"code": "server_error", "detail": "An unexpected error occurred.",
+                         "request_id": getattr(request, "request_id", "")}, status=500)

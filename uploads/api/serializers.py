@@ -1,0 +1,230 @@
+"""Request validation (VOD's limits, before VOD is called) and response shapes."""
+
+from rest_framework import serializers
+
+from .. import validation
+from ..models import AttachedMediaUpload, ImageUpload, VideoUpload
+
+
+def _checked(check, *args, **kwargs):
+    """Run a validation function, turning its InvalidValue into a field error."""
+    try:
+        return check(*args, **kwargs)
+    except validation.InvalidValue as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+
+
+class VodTextField(serializers.CharField):
+    """A text VOD limits in UTF-8 bytes and refuses emoji in."""
+
+    def __init__(self, *, max_bytes: int, single_line: bool = True, **kwargs):
+        kwargs.setdefault("trim_whitespace", True)
+        super().__init__(**kwargs)
+        self.max_bytes = max_bytes
+        self.single_line = single_line
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return _checked(validation.check_text, value, max_bytes=self.max_bytes,
+                        single_line=self.single_line)
+
+
+class TagsField(serializers.ListField):
+    """Tags as a JSON list of strings (a comma-separated string is accepted too)."""
+
+    child = serializers.CharField(trim_whitespace=True, allow_blank=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [tag for tag in data.split(",")] if data.strip() else []
+        tags = super().to_internal_value(data)
+        return _checked(validation.normalize_tags, tags)
+
+    def to_representation(self, value):
+        return [tag for tag in (value or "").split(",") if tag]
+
+
+class ExtendField(serializers.JSONField):
+    """UserData.Extend: a small JSON object VOD echoes back in its event notifications."""
+
+    def to_internal_value(self, data):
+        return _checked(validation.check_extend, super().to_internal_value(data))
+
+
+class _CommonCreateSerializer(serializers.Serializer):
+    description = VodTextField(max_bytes=validation.DESCRIPTION_MAX_BYTES, single_line=False,
+                               required=False, allow_blank=True, default="")
+    tags = TagsField(required=False, default=list)
+    extend = ExtendField(required=False, allow_null=True, default=None,
+                         help_text="Up to 512 bytes of JSON, echoed in VOD's callbacks.")
+
+
+class VideoCreateSerializer(_CommonCreateSerializer):
+    """POST /videos/: what CreateUploadVideo needs."""
+
+    title = VodTextField(max_bytes=validation.TITLE_MAX_BYTES)
+    file_name = serializers.CharField(max_length=255, trim_whitespace=True)
+    file_size = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                         default=None)
+    cate_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                       default=None)
+    cover_url = serializers.URLField(required=False, allow_blank=True, default="",
+                                     max_length=1024)
+
+    def validate_file_name(self, value):
+        return _checked(validation.check_video_file_name, value)
+
+
+class ImageCreateSerializer(_CommonCreateSerializer):
+    """POST /images/: what CreateUploadImage needs."""
+
+    image_type = serializers.ChoiceField(choices=validation.IMAGE_TYPES)
+    image_ext = serializers.ChoiceField(choices=validation.IMAGE_EXTENSIONS, required=False,
+                                        help_text="Defaults to the extension of "
+                                                  "original_file_name, else png.")
+    title = VodTextField(max_bytes=validation.TITLE_MAX_BYTES, required=False,
+                         allow_blank=True, default="")
+    original_file_name = serializers.CharField(max_length=255, required=False,
+                                               allow_blank=True, default="")
+    cate_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                       default=None)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and isinstance(data.get("image_ext"), str):
+            data = {**data, "image_ext": data["image_ext"].lower().lstrip(".")}
+        return super().to_internal_value(data)
+
+    def validate_original_file_name(self, value):
+        if value:
+            _checked(validation.check_file_name, value, allowed=validation.IMAGE_EXTENSIONS,
+                     what="image")
+        return value
+
+    def validate(self, attrs):
+        from_name = validation.extension_of(attrs.get("original_file_name", ""))
+        image_ext = attrs.get("image_ext") or from_name or "png"
+        if from_name and {image_ext, from_name} != {"jpg", "jpeg"} and image_ext != from_name:
+            raise serializers.ValidationError(
+                {"original_file_name": f"The extension '.{from_name}' does not match "
+                                       f"image_ext '{image_ext}'."})
+        attrs["image_ext"] = image_ext
+        return attrs
+
+
+class AttachedMediaCreateSerializer(_CommonCreateSerializer):
+    """POST /attached-media/: what CreateUploadAttachedMedia needs."""
+
+    business_type = serializers.ChoiceField(choices=tuple(validation.ATTACHED_MEDIA_EXTENSIONS))
+    media_ext = serializers.CharField(required=False, max_length=8,
+                                      help_text="Defaults to the extension of file_name.")
+    title = VodTextField(max_bytes=validation.TITLE_MAX_BYTES, required=False,
+                         allow_blank=True, default="")
+    file_name = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                      default="")
+    file_size = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                         default=None)
+    cate_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                     required=False, default=list,
+                                     max_length=validation.CATE_IDS_MAX_COUNT)
+
+    def validate_file_name(self, value):
+        if value:
+            _checked(validation.check_file_name, value, what="attached media")
+        return value
+
+    def validate(self, attrs):
+        media_ext = attrs.get("media_ext") or validation.extension_of(attrs["file_name"])
+        if not media_ext:
+            raise serializers.ValidationError(
+                {"media_ext": "Give media_ext, or a file_name with an extension."})
+        field = "media_ext" if attrs.get("media_ext") else "file_name"
+        try:
+            attrs["media_ext"] = validation.check_attached_media_ext(attrs["business_type"],
+                                                                     media_ext)
+        except validation.InvalidValue as exc:
+            raise serializers.ValidationError({field: str(exc)}) from exc
+        attrs["cate_ids"] = ",".join(str(cate_id) for cate_id in attrs["cate_ids"])
+        return attrs
+
+
+# --- Responses -------------------------------------------------------------------------
+
+
+class UploadAddressSerializer(serializers.Serializer):
+    """The non-secret parts of VOD's UploadAddress."""
+
+    endpoint = serializers.CharField(source="upload_endpoint")
+    bucket = serializers.CharField(source="upload_bucket")
+    object_key = serializers.CharField(source="upload_object_key")
+
+
+class _UploadSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.get_username", read_only=True)
+    tags = TagsField(read_only=True)
+    upload_location = UploadAddressSerializer(source="*", read_only=True)
+    error = serializers.SerializerMethodField()
+
+    common_fields = ("owner", "status", "vod_status", "title", "description", "file_name",
+                     "file_size", "tags", "extend", "upload_location", "credential_expires_at",
+                     "credentials_issued", "error", "created_at", "updated_at")
+
+    def get_error(self, upload) -> dict | None:
+        if not upload.error_code:
+            return None
+        return {"code": upload.error_code, "message": upload.error_message}
+
+
+class VideoUploadSerializer(_UploadSerializer):
+    """A video record as the API shows it: never a secret."""
+
+    video_id = serializers.CharField(source="vod_id", read_only=True)
+
+    class Meta:
+        model = VideoUpload
+        fields = ("video_id", *_UploadSerializer.common_fields, "cate_id", "cover_url")
+        read_only_fields = fields
+
+
+class ImageUploadSerializer(_UploadSerializer):
+    """An image record."""
+
+    image_id = serializers.CharField(source="vod_id", read_only=True)
+
+    class Meta:
+        model = ImageUpload
+        fields = ("image_id", *_UploadSerializer.common_fields, "cate_id", "image_type",
+                  "image_ext", "image_url", "file_url")
+        read_only_fields = fields
+
+
+class AttachedMediaUploadSerializer(_UploadSerializer):
+    """An attached media record."""
+
+    media_id = serializers.CharField(source="vod_id", read_only=True)
+
+    class Meta:
+        model = AttachedMediaUpload
+        fields = ("media_id", *_UploadSerializer.common_fields, "business_type", "media_ext",
+                  "cate_ids", "media_url", "file_url")
+        read_only_fields = fields
+
+
+class UploadCredentialSerializer(serializers.Serializer):
+    """The decoded UploadAddress + UploadAuth, for clients that sign OSS requests themselves."""
+
+    endpoint = serializers.CharField(source="address.endpoint")
+    bucket = serializers.CharField(source="address.bucket")
+    object_key = serializers.CharField(source="address.object_key")
+    access_key_id = serializers.CharField(source="credential.access_key_id")
+    access_key_secret = serializers.CharField(source="credential.access_key_secret")
+    security_token = serializers.CharField(source="credential.security_token")
+    expires_at = serializers.DateTimeField(source="credential.expires_at")
+
+
+def credential_response(record_serializer_class, issued) -> dict:
+    """The answer to a create or refresh: the record plus what the client uploads with."""
+    body = dict(record_serializer_class(issued.upload).data)
+    body["upload_address"] = issued.credential.upload_address
+    body["upload_auth"] = issued.credential.upload_auth
+    body["upload"] = UploadCredentialSerializer(issued.credential).data
+    return body

@@ -1,0 +1,12 @@
+"""The API's routes under /api/v1/."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("videos", views.VideoViewSet, basename="video")
+router.register("images", views.ImageViewSet, basename="image")
+router.register("attached-media", views.AttachedMediaViewSet, basename="attached-media")
+
+urlpatterns = router.urls

@@ -1,0 +1,119 @@
+"""API viewsets: authenticate, validate, call a service, shape the answer. Nothing more."""
+
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from .. import services
+from ..audit import RequestContext
+from ..middleware import client_ip
+from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
+from . import serializers
+
+# VOD ids are 32 hex characters; accept VOD's alphabet and nothing else in the URL.
+VOD_ID_PATTERN = r"[0-9A-Za-z_-]{1,64}"
+# Credentials must never be stored by a browser or a proxy.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def request_context(request) -> RequestContext:
+    """Who is asking and from where, for the audit trail."""
+    return RequestContext(actor=request.user, request_id=getattr(request, "request_id", ""),
+                          client_ip=client_ip(request),
+                          user_agent=request.headers.get("User-Agent", "")[:256])
+
+
+class NewestFirst(CursorPagination):
+    """Stable paging over a growing table: no COUNT(*), no skipped or repeated rows."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Shared read side: users see their own uploads, staff see everyone's."""
+
+    model = None
+    record_serializer_class = None
+    create_serializer_class = None
+    lookup_field = "vod_id"
+    lookup_value_regex = VOD_ID_PATTERN
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        uploads = self.model.objects.select_related("owner")
+        if not self.request.user.is_staff:
+            # Another user's id answers 404, exactly like an unknown one: no id probing.
+            uploads = uploads.filter(owner=self.request.user)
+        wanted_status = self.request.query_params.get("status")
+        if wanted_status in UploadStatus.values:
+            uploads = uploads.filter(status=wanted_status)
+        return uploads
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return self.create_serializer_class
+        return self.record_serializer_class
+
+    def issue(self, **validated) -> services.Issued:
+        """Call the kind's issuing service."""
+        raise NotImplementedError
+
+    def create(self, request, *args, **kwargs):
+        incoming = self.get_serializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        issued = self.issue(owner=request.user, context=request_context(request),
+                            **incoming.validated_data)
+        body = serializers.credential_response(self.record_serializer_class, issued)
+        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+class VideoViewSet(UploadViewSet):
+    """Videos and audio: CreateUploadVideo, RefreshUploadVideo."""
+
+    model = VideoUpload
+    record_serializer_class = serializers.VideoUploadSerializer
+    create_serializer_class = serializers.VideoCreateSerializer
+    lookup_url_kwarg = "video_id"
+
+    def issue(self, **validated) -> services.Issued:
+        return services.video_issue(**validated)
+
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, *args, **kwargs):
+        """A fresh credential for the same upload address (the old one expired or failed)."""
+        issued = services.video_refresh(video=self.get_object(), context=request_context(request))
+        body = serializers.credential_response(self.record_serializer_class, issued)
+        return Response(body, headers=NO_STORE)
+
+    def get_serializer_class(self):
+        if self.action == "refresh":
+            return self.record_serializer_class
+        return super().get_serializer_class()
+
+
+class ImageViewSet(UploadViewSet):
+    """Images: CreateUploadImage."""
+
+    model = ImageUpload
+    record_serializer_class = serializers.ImageUploadSerializer
+    create_serializer_class = serializers.ImageCreateSerializer
+    lookup_url_kwarg = "image_id"
+
+    def issue(self, **validated) -> services.Issued:
+        return services.image_issue(**validated)
+
+
+class AttachedMediaViewSet(UploadViewSet):
+    """Watermarks, subtitles and materials: CreateUploadAttachedMedia."""
+
+    model = AttachedMediaUpload
+    record_serializer_class = serializers.AttachedMediaUploadSerializer
+    create_serializer_class = serializers.AttachedMediaCreateSerializer
+    lookup_url_kwarg = "media_id"
+
+    def issue(self, **validated) -> services.Issued:
+        return services.attached_media_issue(**validated)

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class UploadsConfig(AppConfig):
+    """Upload records, the VOD gateway and the audit trail."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "uploads"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)

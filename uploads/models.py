@@ -1,0 +1,179 @@
+"""Records of every media id vodportal asked VOD for, and the audit trail.
+
+Rows are written only by `uploads.services`. A row exists (status `requesting`) before VOD
+is called, so a crash between the two leaves a trace rather than an orphan in VOD.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class UploadStatus(models.TextChoices):
+    """Our lifecycle of an upload, moved only by services."""
+
+    REQUESTING = "requesting", "Requesting credential"
+    UPLOADING = "uploading", "Uploading"
+    UPLOADED = "uploaded", "Uploaded"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    BLOCKED = "blocked", "Blocked"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class MediaUpload(models.Model):
+    """What all three kinds of upload keep. Never holds UploadAuth or any STS secret."""
+
+    # Our id doubles as VOD's ReferenceId (32 hex characters, within VOD's 6-64), so a
+    # retried CreateUploadVideo cannot make a second video and a lost answer can be found.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="%(class)ss"
+    )
+    vod_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=UploadStatus.choices, default=UploadStatus.REQUESTING
+    )
+    vod_status = models.CharField(max_length=32, blank=True, help_text="VOD's last reported status")
+
+    title = models.CharField(max_length=128, blank=True)
+    description = models.TextField(blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_size = models.BigIntegerField(null=True, blank=True)
+    tags = models.CharField(max_length=600, blank=True, help_text="Comma-separated, as sent to VOD")
+    cate_id = models.BigIntegerField(null=True, blank=True)
+    app_id = models.CharField(max_length=64, blank=True)
+    storage_location = models.CharField(max_length=128, blank=True)
+    extend = models.JSONField(null=True, blank=True, help_text="UserData.Extend, echoed in callbacks")
+
+    # The non-secret parts of UploadAddress.
+    upload_endpoint = models.CharField(max_length=255, blank=True)
+    upload_bucket = models.CharField(max_length=128, blank=True)
+    upload_object_key = models.CharField(max_length=512, blank=True)
+
+    credential_expires_at = models.DateTimeField(null=True, blank=True)
+    credentials_issued = models.PositiveIntegerField(default=0)
+    last_vod_request_id = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=128, blank=True)
+    error_message = models.CharField(max_length=512, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def reference_id(self) -> str:
+        """The ReferenceId this row is known by in VOD."""
+        return self.id.hex
+
+    def __str__(self) -> str:
+        return f"{self.vod_id or 'pending'} ({self.title or self.file_name})"
+
+
+class VideoUpload(MediaUpload):
+    """An audio or video file: CreateUploadVideo / RefreshUploadVideo."""
+
+    kind = "video"
+
+    template_group_id = models.CharField(max_length=64, blank=True)
+    workflow_id = models.CharField(max_length=64, blank=True)
+    cover_url = models.URLField(max_length=1024, blank=True)
+
+    class Meta(MediaUpload.Meta):
+        verbose_name = "video upload"
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="video_owner_created"),
+            models.Index(fields=["status", "-created_at"], name="video_status_created"),
+            models.Index(fields=["-created_at"], name="video_created"),
+        ]
+
+
+class ImageUpload(MediaUpload):
+    """An image: CreateUploadImage."""
+
+    kind = "image"
+
+    image_type = models.CharField(max_length=16)
+    image_ext = models.CharField(max_length=8)
+    image_url = models.URLField(max_length=1024, blank=True)
+    file_url = models.URLField(max_length=1024, blank=True)
+
+    class Meta(MediaUpload.Meta):
+        verbose_name = "image upload"
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="image_owner_created"),
+            models.Index(fields=["status", "-created_at"], name="image_status_created"),
+            models.Index(fields=["-created_at"], name="image_created"),
+        ]
+
+
+class AttachedMediaUpload(MediaUpload):
+    """An auxiliary asset (watermark, subtitle, material): CreateUploadAttachedMedia."""
+
+    kind = "attached_media"
+
+    business_type = models.CharField(max_length=16)
+    media_ext = models.CharField(max_length=8)
+    cate_ids = models.CharField(max_length=128, blank=True)
+    media_url = models.URLField(max_length=1024, blank=True)
+    file_url = models.URLField(max_length=1024, blank=True)
+
+    class Meta(MediaUpload.Meta):
+        verbose_name = "attached media upload"
+        verbose_name_plural = "attached media uploads"
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="attached_owner_created"),
+            models.Index(fields=["status", "-created_at"], name="attached_status_created"),
+            models.Index(fields=["-created_at"], name="attached_created"),
+        ]
+
+
+class AuditOutcome(models.TextChoices):
+    """How the audited action ended."""
+
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    REJECTED = "rejected", "Rejected"
+
+
+class AuditEvent(models.Model):
+    """One fact in the append-only audit trail. Written only through `uploads.audit`."""
+
+    sequence = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Frozen copy: the trail still names the actor after the account is renamed or deleted.
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
+    target_kind = models.CharField(max_length=32, blank=True)
+    target_vod_id = models.CharField(max_length=64, blank=True)
+    target_pk = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    vod_request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    # HMAC(AUDIT_KEY, previous row's hash + this row's canonical form): see uploads.audit.
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-sequence"]
+        indexes = [
+            models.Index(fields=["target_vod_id"], name="audit_target_vod_id"),
+            models.Index(fields=["target_pk"], name="audit_target_pk"),
+            models.Index(fields=["request_id"], name="audit_request_id"),
+            models.Index(fields=["action", "-sequence"], name="audit_action_seq"),
+            models.Index(fields=["actor", "-sequence"], name="audit_actor_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.outcome}"

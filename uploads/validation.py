@@ -1,0 +1,143 @@
+"""VOD's own input limits, checked before VOD is ever called (see VOD_REFERENCE.md).
+
+Pure functions: each returns the cleaned value or raises `InvalidValue` with a message a
+client can act on. VOD counts lengths in UTF-8 bytes, so these do too.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+TITLE_MAX_BYTES = 128
+DESCRIPTION_MAX_BYTES = 1024
+TAGS_MAX_COUNT = 16
+TAG_MAX_BYTES = 32
+USER_DATA_MAX_BYTES = 1024
+EXTEND_MAX_BYTES = 512
+CATE_IDS_MAX_COUNT = 5
+FILE_NAME_MAX_BYTES = 255
+
+VIDEO_EXTENSIONS = frozenset(
+    "mp4 ts 3gp mpg mpeg mpe dat vob asf avi wmv flv f4v rm rmvb mov mkv m3u8 dv gif m2t m4v "
+    "mj2 mjpeg mts ogg qt swf webm".split()
+)
+AUDIO_EXTENSIONS = frozenset("mp3 wma wav aac ra m4a flac ape ac3 amr caf acm".split())
+IMAGE_TYPES = ("default", "cover")
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "gif")
+ATTACHED_MEDIA_EXTENSIONS = {
+    "watermark": ("png", "gif", "apng", "mov"),
+    "subtitle": ("srt", "ass", "stl", "ttml", "vtt"),
+    "material": ("jpg", "gif", "png", "mp4", "mat", "zip", "apk"),
+}
+
+
+class InvalidValue(ValueError):
+    """A value VOD would refuse; the message says why."""
+
+
+def utf8_len(value: str) -> int:
+    """Length as VOD counts it: UTF-8 bytes."""
+    return len(value.encode("utf-8"))
+
+
+def check_characters(value: str) -> str:
+    """Refuse what VOD answers with IllegalCharacters: emoji and control characters."""
+    for char in value:
+        if ord(char) > 0xFFFF:
+            raise InvalidValue("Emoji and other characters outside the Basic Multilingual Plane "
+                               "are not allowed.")
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r":
+            raise InvalidValue("Control characters are not allowed.")
+    return value
+
+
+def check_text(value: str, *, max_bytes: int, single_line: bool = True) -> str:
+    """A title-like or description-like text within VOD's byte limit and character set."""
+    check_characters(value)
+    if single_line and any(char in value for char in "\r\n\t"):
+        raise InvalidValue("Line breaks and tabs are not allowed here.")
+    size = utf8_len(value)
+    if size > max_bytes:
+        raise InvalidValue(f"Must be at most {max_bytes} bytes in UTF-8 (this is {size}).")
+    return value
+
+
+def extension_of(file_name: str) -> str:
+    """The lower-case extension of a file name, or '' when it has none."""
+    base = file_name.rsplit("/", 1)[-1]
+    if "." not in base.strip("."):
+        return ""
+    return base.rsplit(".", 1)[-1].lower()
+
+
+def check_file_name(file_name: str, *, allowed: frozenset[str] | tuple[str, ...] | None = None,
+                    what: str = "file") -> str:
+    """A file name with an extension VOD accepts for this kind of media."""
+    check_text(file_name, max_bytes=FILE_NAME_MAX_BYTES)
+    if "/" in file_name or "\\" in file_name:
+        raise InvalidValue("A file name, not a path.")
+    ext = extension_of(file_name)
+    if not ext:
+        raise InvalidValue("The file name must carry an extension, such as movie.mp4.")
+    if allowed is not None and ext not in allowed:
+        raise InvalidValue(f"'.{ext}' is not a {what} format VOD accepts.")
+    return file_name
+
+
+def check_video_file_name(file_name: str) -> str:
+    """CreateUploadVideo's FileName: an audio or video extension VOD lists."""
+    return check_file_name(file_name, allowed=VIDEO_EXTENSIONS | AUDIO_EXTENSIONS,
+                           what="video or audio")
+
+
+def normalize_tags(tags: list[str]) -> str:
+    """VOD's Tags parameter: at most 16 tags of at most 32 bytes, comma-separated."""
+    cleaned = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag:
+            raise InvalidValue("Tags may not be empty.")
+        if "," in tag:
+            raise InvalidValue("A tag may not contain a comma.")
+        check_text(tag, max_bytes=TAG_MAX_BYTES)
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > TAGS_MAX_COUNT:
+        raise InvalidValue(f"At most {TAGS_MAX_COUNT} tags.")
+    return ",".join(cleaned)
+
+
+def check_attached_media_ext(business_type: str, media_ext: str) -> str:
+    """MediaExt must be one VOD allows for the BusinessType."""
+    allowed = ATTACHED_MEDIA_EXTENSIONS.get(business_type, ())
+    media_ext = media_ext.lower().lstrip(".")
+    if media_ext not in allowed:
+        raise InvalidValue(f"For {business_type}, use one of: {', '.join(allowed)}.")
+    return media_ext
+
+
+def check_extend(extend: dict) -> dict:
+    """UserData.Extend: a JSON object of at most 512 bytes, echoed back in callbacks."""
+    if not isinstance(extend, dict):
+        raise InvalidValue("Must be a JSON object.")
+    encoded = json.dumps(extend, separators=(",", ":"), ensure_ascii=False)
+    check_characters(encoded)
+    if utf8_len(encoded) > EXTEND_MAX_BYTES:
+        raise InvalidValue(f"Must be at most {EXTEND_MAX_BYTES} bytes as JSON.")
+    return extend
+
+
+def build_user_data(*, callback_url: str = "", extend: dict | None = None) -> str:
+    """VOD's UserData JSON string (at most 1,024 bytes), or '' when there is nothing to say."""
+    user_data: dict = {}
+    if callback_url:
+        user_data["MessageCallback"] = {"CallbackType": "http", "CallbackURL": callback_url}
+    if extend:
+        user_data["Extend"] = extend
+    if not user_data:
+        return ""
+    encoded = json.dumps(user_data, separators=(",", ":"), ensure_ascii=False)
+    if utf8_len(encoded) > USER_DATA_MAX_BYTES:
+        raise InvalidValue(f"UserData would exceed {USER_DATA_MAX_BYTES} bytes.")
+    return encoded

@@ -1,0 +1,67 @@
+"""The VOD gateway: the only package that imports the Alibaba Cloud SDK.
+
+It hands out typed, frozen results (never SDK models) and turns every SDK or network failure
+into one exception family, `VodError`, carrying VOD's code, HTTP status, RequestId and whether
+a retry can help. It never logs AccessKeys, UploadAuth or STS secrets.
+"""
+
+from .client import credentials_resolvable, get_client
+from .operations import (
+    CREDENTIAL_TTL_SECONDS,
+    create_upload_attached_media,
+    create_upload_image,
+    create_upload_video,
+    get_attached_media_info,
+    get_image_info,
+    get_video_info,
+    refresh_upload_video,
+)
+from .types import (
+    AttachedMediaCredential,
+    ImageCredential,
+    IssuedUpload,
+    MediaInfo,
+    MediaInfoBatch,
+    UploadAddress,
+    UploadCredential,
+    VideoCredential,
+    VodBadResponse,
+    VodDuplicateReference,
+    VodError,
+    VodInvalidInput,
+    VodNotConfigured,
+    VodNotFound,
+    VodThrottled,
+    VodTimeout,
+    VodUnavailable,
+)
+
+__all__ = [
+    "CREDENTIAL_TTL_SECONDS",
+    "AttachedMediaCredential",
+    "ImageCredential",
+    "IssuedUpload",
+    "MediaInfo",
+    "MediaInfoBatch",
+    "UploadAddress",
+    "UploadCredential",
+    "VideoCredential",
+    "VodBadResponse",
+    "VodDuplicateReference",
+    "VodError",
+    "VodInvalidInput",
+    "VodNotConfigured",
+    "VodNotFound",
+    "VodThrottled",
+    "VodTimeout",
+    "VodUnavailable",
+    "create_upload_attached_media",
+    "create_upload_image",
+    "create_upload_video",
+    "credentials_resolvable",
+    "get_attached_media_info",
+    "get_client",
+    "get_image_info",
+    "get_video_info",
+    "refresh_upload_video",
+]

@@ -1,0 +1,230 @@
+"""The VOD operations vodportal uses, each returning a typed result or raising VodError."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta, timezone
+
+from alibabacloud_vod20170321 import models as vod_models
+
+from .client import call_vod, runtime_options
+from .types import (
+    AttachedMediaCredential,
+    ImageCredential,
+    MediaInfo,
+    MediaInfoBatch,
+    VideoCredential,
+    UploadAddress,
+    UploadCredential,
+    VodBadResponse,
+)
+
+# VOD's documented validity of an upload credential. UploadAuth says "Expiration": "3600";
+# the docs say 3,000 s for a video. We promise clients the stricter of the two.
+CREDENTIAL_TTL_SECONDS = 3000
+
+
+# --- Decoding --------------------------------------------------------------------------
+
+
+def _decode_b64_json(value: str, what: str) -> dict:
+    try:
+        decoded = json.loads(base64.b64decode(value, validate=False))
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise VodBadResponse(f"VOD's {what} could not be decoded.", code="BadResponse") from exc
+    if not isinstance(decoded, dict):
+        raise VodBadResponse(f"VOD's {what} is not an object.", code="BadResponse")
+    return decoded
+
+
+def _parse_utc(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _decode_upload(body, media_id: str, issued_at: datetime, **extra):
+    """Build the typed result from a Create/Refresh response body."""
+    if not media_id or not body.upload_address or not body.upload_auth:
+        raise VodBadResponse("VOD's answer lacks the media id or upload credential.",
+                             code="BadResponse", request_id=body.request_id or "")
+    address = _decode_b64_json(body.upload_address, "UploadAddress")
+    auth = _decode_b64_json(body.upload_auth, "UploadAuth")
+    try:
+        lifetime = min(int(auth.get("Expiration") or CREDENTIAL_TTL_SECONDS), CREDENTIAL_TTL_SECONDS)
+        expires_at = issued_at + timedelta(seconds=lifetime)
+        stated = _parse_utc(auth.get("ExpireUTCTime", ""))
+        if stated is not None:
+            expires_at = min(expires_at, stated)
+        return dict(
+            media_id=media_id,
+            request_id=body.request_id or "",
+            upload_address=body.upload_address,
+            upload_auth=body.upload_auth,
+            address=UploadAddress(endpoint=address["Endpoint"], bucket=address["Bucket"],
+                                  object_key=address["FileName"]),
+            credential=UploadCredential(access_key_id=auth["AccessKeyId"],
+                                        access_key_secret=auth["AccessKeySecret"],
+                                        security_token=auth["SecurityToken"],
+                                        expires_at=expires_at),
+            **extra,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise VodBadResponse("VOD's upload credential is incomplete.", code="BadResponse",
+                             request_id=body.request_id or "") from exc
+
+
+def _compact(params: dict) -> dict:
+    """Drop unset parameters so the SDK does not send them."""
+    return {key: value for key, value in params.items() if value not in (None, "")}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- Operations ------------------------------------------------------------------------
+
+
+def create_upload_video(
+    *,
+    title: str,
+    file_name: str,
+    reference_id: str,
+    file_size: int | None = None,
+    description: str = "",
+    cover_url: str = "",
+    cate_id: int | None = None,
+    tags: str = "",
+    template_group_id: str = "",
+    workflow_id: str = "",
+    storage_location: str = "",
+    app_id: str = "",
+    user_data: str = "",
+) -> VideoCredential:
+    """CreateUploadVideo. Repeatable: VOD refuses a second video for the same ReferenceId."""
+    request = vod_models.CreateUploadVideoRequest(**_compact(dict(
+        title=title, file_name=file_name, reference_id=reference_id, file_size=file_size,
+        description=description, cover_url=cover_url, cate_id=cate_id, tags=tags,
+        template_group_id=template_group_id, workflow_id=workflow_id,
+        storage_location=storage_location, app_id=app_id, user_data=user_data)))
+    issued_at = _now()
+    response = call_vod("CreateUploadVideo",
+                     lambda client: client.create_upload_video_with_options(request, runtime_options()),
+                     idempotent=True)
+    body = response.body
+    return VideoCredential(**_decode_upload(body, body.video_id, issued_at))
+
+
+def refresh_upload_video(*, video_id: str = "", reference_id: str = "") -> VideoCredential:
+    """RefreshUploadVideo by VideoId, or by ReferenceId to find a video whose answer was lost."""
+    if not (video_id or reference_id):
+        raise ValueError("refresh_upload_video needs video_id or reference_id")
+    request = vod_models.RefreshUploadVideoRequest(
+        **_compact(dict(video_id=video_id, reference_id=reference_id)))
+    issued_at = _now()
+    response = call_vod("RefreshUploadVideo",
+                     lambda client: client.refresh_upload_video_with_options(request, runtime_options()),
+                     idempotent=True)
+    body = response.body
+    return VideoCredential(**_decode_upload(body, body.video_id, issued_at))
+
+
+def create_upload_image(
+    *,
+    image_type: str,
+    image_ext: str,
+    title: str = "",
+    original_file_name: str = "",
+    description: str = "",
+    cate_id: int | None = None,
+    tags: str = "",
+    storage_location: str = "",
+    app_id: str = "",
+    user_data: str = "",
+) -> ImageCredential:
+    """CreateUploadImage. Not repeated on an unanswered request: that could make two images."""
+    request = vod_models.CreateUploadImageRequest(**_compact(dict(
+        image_type=image_type, image_ext=image_ext, title=title,
+        original_file_name=original_file_name, description=description, cate_id=cate_id,
+        tags=tags, storage_location=storage_location, app_id=app_id, user_data=user_data)))
+    issued_at = _now()
+    response = call_vod("CreateUploadImage",
+                     lambda client: client.create_upload_image_with_options(request, runtime_options()),
+                     idempotent=False)
+    body = response.body
+    return ImageCredential(**_decode_upload(body, body.image_id, issued_at,
+                                            image_url=body.image_url or "",
+                                            file_url=body.file_url or ""))
+
+
+def create_upload_attached_media(
+    *,
+    business_type: str,
+    media_ext: str,
+    title: str = "",
+    file_name: str = "",
+    file_size: int | None = None,
+    description: str = "",
+    cate_ids: str = "",
+    tags: str = "",
+    storage_location: str = "",
+    app_id: str = "",
+    user_data: str = "",
+) -> AttachedMediaCredential:
+    """CreateUploadAttachedMedia. Not repeated on an unanswered request."""
+    request = vod_models.CreateUploadAttachedMediaRequest(**_compact(dict(
+        business_type=business_type, media_ext=media_ext, title=title, file_name=file_name,
+        file_size=file_size, description=description, cate_ids=cate_ids, tags=tags,
+        storage_location=storage_location, app_id=app_id, user_data=user_data)))
+    issued_at = _now()
+    response = call_vod(
+        "CreateUploadAttachedMedia",
+        lambda client: client.create_upload_attached_media_with_options(request, runtime_options()),
+        idempotent=False)
+    body = response.body
+    return AttachedMediaCredential(**_decode_upload(body, body.media_id, issued_at,
+                                                    media_url=body.media_url or "",
+                                                    file_url=body.file_url or ""))
+
+
+def get_video_info(video_id: str) -> MediaInfo:
+    """GetVideoInfo: the video's status in VOD. Raises VodNotFound for an unknown id."""
+    request = vod_models.GetVideoInfoRequest(video_id=video_id)
+    response = call_vod("GetVideoInfo",
+                     lambda client: client.get_video_info_with_options(request, runtime_options()),
+                     idempotent=True)
+    video = response.body.video
+    return MediaInfo(media_id=video.video_id, status=video.status or "", size=video.size,
+                     duration=video.duration, title=video.title or "")
+
+
+def get_image_info(image_id: str) -> MediaInfo:
+    """GetImageInfo: the image's status in VOD. Raises VodNotFound for an unknown id."""
+    request = vod_models.GetImageInfoRequest(image_id=image_id)
+    response = call_vod("GetImageInfo",
+                     lambda client: client.get_image_info_with_options(request, runtime_options()),
+                     idempotent=True)
+    image = response.body.image_info
+    size = image.mezzanine.file_size if image.mezzanine else None
+    return MediaInfo(media_id=image.image_id, status=image.status or "", size=size,
+                     title=image.title or "")
+
+
+def get_attached_media_info(media_ids: list[str]) -> MediaInfoBatch:
+    """GetAttachedMediaInfo for up to 20 ids at once."""
+    if not 1 <= len(media_ids) <= 20:
+        raise ValueError("GetAttachedMediaInfo takes 1 to 20 ids")
+    request = vod_models.GetAttachedMediaInfoRequest(media_ids=",".join(media_ids))
+    response = call_vod("GetAttachedMediaInfo",
+                     lambda client: client.get_attached_media_info_with_options(request, runtime_options()),
+                     idempotent=True)
+    body = response.body
+    found = {item.media_id: MediaInfo(media_id=item.media_id, status=item.status or "",
+                                      title=item.title or "")
+             for item in body.attached_media_list or []}
+    return MediaInfoBatch(found=found, missing=tuple(body.non_exist_media_ids or ()),
+                          request_id=body.request_id or "")

@@ -1,0 +1,175 @@
+"""vodportal settings, read from the environment (12-factor).
+
+Every value a deployer sets comes from an environment variable (or a `.env` file beside
+manage.py, for local runs); README.md lists them. AccessKeys are never read here: the VOD
+gateway takes them from the alibabacloud-credentials default chain.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# The credentials chain ends with the ECS metadata service (100.100.100.200). Off ECS it can
+# only hang or fail, and on our test and sandbox machines it must never be contacted, so it
+# is off unless the deployer turns it on explicitly (VOD_USE_ECS_RAM_ROLE=true on ECS).
+VOD_USE_ECS_RAM_ROLE = env.bool("VOD_USE_ECS_RAM_ROLE", default=False)
+if not VOD_USE_ECS_RAM_ROLE:
+    os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off.")
+    SECRET_KEY = "insecure-dev-only-key-never-use-in-production"
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "uploads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "uploads.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vodportal.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "vodportal.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Services commit the `requesting` row before calling VOD, so requests must not be wrapped
+# in one transaction.
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads (the dev server, the tests' live server) write; wait for the lock
+    # instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+# --- ApsaraVideo VOD ------------------------------------------------------------------
+VOD_REGION = env.str("VOD_REGION", default="cn-shanghai")
+# Empty: the SDK's regional endpoint (vod.<region>.aliyuncs.com). The sandbox sets host:port.
+VOD_ENDPOINT = env.str("VOD_ENDPOINT", default="")
+VOD_PROTOCOL = env.str("VOD_PROTOCOL", default="https")
+VOD_CONNECT_TIMEOUT_MS = env.int("VOD_CONNECT_TIMEOUT_MS", default=3000)
+VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
+# Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a
+# repeat cannot create a second media. 1 turns retries off.
+VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)
+VOD_RETRY_BACKOFF_MS = env.int("VOD_RETRY_BACKOFF_MS", default=200)
+VOD_APP_ID = env.str("VOD_APP_ID", default="")
+VOD_TEMPLATE_GROUP_ID = env.str("VOD_TEMPLATE_GROUP_ID", default="")
+VOD_WORKFLOW_ID = env.str("VOD_WORKFLOW_ID", default="")
+VOD_STORAGE_LOCATION = env.str("VOD_STORAGE_LOCATION", default="")
+VOD_CALLBACK_URL = env.str("VOD_CALLBACK_URL", default="")
+VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
+
+# The local sandbox (vodsandbox) instead of Alibaba Cloud: explicit sandbox keys, never the
+# credentials chain. A system check refuses it when DEBUG is off.
+VOD_SANDBOX = env.bool("VOD_SANDBOX", default=False)
+VOD_SANDBOX_ACCESS_KEY_ID = env.str("VOD_SANDBOX_ACCESS_KEY_ID", default="LTAI5tSandboxDevKeyId0001")
+VOD_SANDBOX_ACCESS_KEY_SECRET = env.str(
+    "VOD_SANDBOX_ACCESS_KEY_SECRET", default="sandbox-dev-secret-change-me"
+)
+
+# API tokens for apps (django-rest-knox): only a SHA-512 digest is stored; the prefix lets
+# secret scanners recognise a leaked token.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=90)),
+    "TOKEN_PREFIX": "vodp_",
+    "AUTH_HEADER_PREFIX": "Token",
+}
+
+# Key for the audit chain's HMAC; lives outside the database.
+AUDIT_KEY = env.str("AUDIT_KEY", default="")
+
+# --- Logging: never the SDK's debug output (it can carry signed URLs) ------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
