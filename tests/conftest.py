@@ -48,6 +48,29 @@ def portal_uses_sandbox(sandbox, settings):
     return sandbox
 
 
+@pytest.fixture(autouse=True)
+def audit_triggers_in_place(request):
+    """Every database test runs with the append-only triggers installed.
+
+    A transactional test ends with Django emptying every table, which the triggers refuse;
+    they are dropped just before that flush and reinstalled for the next test.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    from django.db import connection
+
+    from uploads import audit_triggers
+
+    request.getfixturevalue("_django_db_helper")
+    audit_triggers.install(connection)
+    yield
+    transactional = marker.kwargs.get("transaction") or "live_server" in request.fixturenames
+    if transactional:
+        audit_triggers.remove(connection)
+
+
 @pytest.fixture
 def user(db):
     """An ordinary end user."""

@@ -103,20 +103,35 @@ def test_one_client_per_settings_rebuilt_when_settings_change(settings, sandbox)
     assert vod.get_client() is not first
 
 
-def test_production_client_uses_the_credentials_chain(settings, monkeypatch):
-    """Outside the sandbox the SDK gets its AccessKey from the default chain (here: the
-    environment), never from settings; the ECS metadata step is disabled by settings."""
+def _resolve_in_fresh_process(env: dict) -> str:
+    """Build the production client in a new process (the credentials package reads the
+    environment when imported) and report what it resolved."""
     import os
+    import subprocess
+    import sys
 
-    assert os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] == "true"
-    settings.VOD_SANDBOX = False
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tFromTheEnvironment")
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret")
-    assert vod.credentials_resolvable()
-    assert vod.get_client().get_access_key_id() == "LTAI5tFromTheEnvironment"
+    code = ("from uploads import vod; "
+            "ok = vod.credentials_resolvable(); "
+            "print(ok, vod.get_client().get_access_key_id() if ok else '-')")
+    base = {key: value for key, value in os.environ.items()
+            if not key.startswith("ALIBABA_CLOUD_")}
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+        env={**base, "DJANGO_SETTINGS_MODULE": "vodportal.settings", "DJANGO_DEBUG": "true",
+             "VOD_SANDBOX": "false", "HOME": "/nonexistent", **env},
+        capture_output=True, text=True, timeout=60, check=True)
+    return completed.stdout.strip()
 
-    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
-    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("HOME", "/nonexistent")
-    assert vod.credentials_resolvable() is False
+
+def test_production_client_uses_the_credentials_chain():
+    """Outside the sandbox the SDK gets its AccessKey from the default chain (here: the
+    environment), never from settings."""
+    resolved = _resolve_in_fresh_process({"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tFromTheEnv",
+                                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "env-secret"})
+    assert resolved == "True LTAI5tFromTheEnv"
+
+
+def test_without_credentials_the_chain_fails_fast_and_never_asks_ecs_metadata():
+    """Settings disable the chain's ECS metadata step (100.100.100.200) unless
+    VOD_USE_ECS_RAM_ROLE is set, so a missing key is reported at once."""
+    assert _resolve_in_fresh_process({}) == "False -"

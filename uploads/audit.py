@@ -12,21 +12,32 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .middleware import client_ip
 from .models import AuditEvent, AuditOutcome
 
 GENESIS_HASH = "0" * 64
+
+# Every action name the application writes (the admin filters by these).
+ACTIONS = (
+    "video.credential.issued", "video.credential.refreshed", "video.credential.failed",
+    "image.credential.issued", "image.credential.failed",
+    "attached_media.credential.issued", "attached_media.credential.failed",
+    "admin.refresh", "upload.synced", "upload.cancelled",
+    "vod.event.received", "vod.event.rejected",
+)
 # Any constant: the key of the PostgreSQL advisory lock that serializes chain appends.
 _CHAIN_LOCK_ID = 0x766F645F61756474  # "vod_audt"
 
 # The fields the hash covers, in this order. Changing it invalidates every existing chain.
 CHAINED_FIELDS = (
-    "sequence", "created_at", "actor_id", "actor_label", "action", "outcome", "target_kind",
+    "sequence", "created_at", "actor_ref", "actor_label", "action", "outcome", "target_kind",
     "target_vod_id", "target_pk", "request_id", "vod_request_id", "client_ip", "user_agent",
     "data",
 )
@@ -42,6 +53,13 @@ class RequestContext:
     request_id: str = ""
     client_ip: str | None = None
     user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> RequestContext:
+        """Who is asking and from where, from a Django or DRF request."""
+        return cls(actor=request.user, request_id=getattr(request, "request_id", ""),
+                   client_ip=client_ip(request),
+                   user_agent=request.headers.get("User-Agent", "")[:256])
 
     @classmethod
     def system(cls, label: str = "system") -> RequestContext:
@@ -61,7 +79,7 @@ def canonical(values: dict[str, Any]) -> str:
     for name in CHAINED_FIELDS:
         value = values.get(name)
         if name == "created_at" and value is not None:
-            value = value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+            value = value.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
         normalized[name] = value
     return json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=str)
@@ -104,6 +122,7 @@ def record(
     values = {
         "created_at": timezone.now(),
         "actor_id": actor.pk if actor else None,
+        "actor_ref": actor.pk if actor else None,
         "actor_label": actor.get_username() if actor else context.actor_label,
         "action": action,
         "outcome": str(outcome),
@@ -123,3 +142,49 @@ def record(
         values["sequence"] = previous_sequence + 1
         values["hash"] = chain_hash(previous_hash, values)
         return AuditEvent.objects.create(**values)
+
+
+def hash_at(sequence: int) -> str | None:
+    """The stored hash of one event, or None if there is no such sequence number."""
+    return AuditEvent.objects.filter(sequence=sequence).values_list("hash", flat=True).first()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What `verify_chain` found: ok, or the first sequence number where the chain breaks."""
+
+    ok: bool
+    checked: int
+    head_sequence: int
+    head_hash: str
+    first_bad_sequence: int | None = None
+    reason: str = ""
+
+
+def verify_chain(key: bytes | None = None, *, batch_size: int = 5000) -> ChainReport:
+    """Walk the whole chain in sequence order, recomputing every hash.
+
+    Detects an edited field (hash mismatch), a deleted or inserted row (a gap or a duplicate
+    in the sequence, or the next row's hash no longer matching), a reordering, and a wrong
+    key. A deletion of the newest rows leaves a valid shorter chain: compare the reported
+    head with one recorded elsewhere (`audit_verify --expect-head`).
+    """
+    key = key or audit_key()
+    previous_hash, expected_sequence, checked = GENESIS_HASH, 1, 0
+    columns = ("actor_id", "hash", *CHAINED_FIELDS)
+    rows = AuditEvent.objects.order_by("sequence").values(*columns).iterator(chunk_size=batch_size)
+    for row in rows:
+        sequence = row["sequence"]
+        if sequence != expected_sequence:
+            what = "missing" if sequence > expected_sequence else "repeated or out of order"
+            return ChainReport(False, checked, expected_sequence - 1, previous_hash,
+                               first_bad_sequence=expected_sequence if sequence > expected_sequence else sequence,
+                               reason=f"sequence {expected_sequence} is {what} (found {sequence})")
+        if row["actor_id"] is not None and row["actor_id"] != row["actor_ref"]:
+            return ChainReport(False, checked, sequence - 1, previous_hash, sequence,
+                               reason="actor was changed")
+        if not hmac.compare_digest(row["hash"], chain_hash(previous_hash, row, key)):
+            return ChainReport(False, checked, sequence - 1, previous_hash, sequence,
+                               reason="hash does not match the row and its predecessor")
+        previous_hash, expected_sequence, checked = row["hash"], sequence + 1, checked + 1
+    return ChainReport(True, checked, expected_sequence - 1, previous_hash)

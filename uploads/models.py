@@ -87,10 +87,14 @@ class VideoUpload(MediaUpload):
 
     class Meta(MediaUpload.Meta):
         verbose_name = "video upload"
+        permissions = [
+            ("refresh_videoupload_credential", "Can refresh upload credentials"),
+            ("sync_videoupload", "Can sync video status from VOD"),
+        ]
         indexes = [
-            models.Index(fields=["owner", "-created_at"], name="video_owner_created"),
-            models.Index(fields=["status", "-created_at"], name="video_status_created"),
-            models.Index(fields=["-created_at"], name="video_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="video_owner_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="video_status_created"),
+            models.Index(fields=["-created_at", "-id"], name="video_created"),
         ]
 
 
@@ -106,10 +110,11 @@ class ImageUpload(MediaUpload):
 
     class Meta(MediaUpload.Meta):
         verbose_name = "image upload"
+        permissions = [("sync_imageupload", "Can sync image status from VOD")]
         indexes = [
-            models.Index(fields=["owner", "-created_at"], name="image_owner_created"),
-            models.Index(fields=["status", "-created_at"], name="image_status_created"),
-            models.Index(fields=["-created_at"], name="image_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="image_owner_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="image_status_created"),
+            models.Index(fields=["-created_at", "-id"], name="image_created"),
         ]
 
 
@@ -127,10 +132,11 @@ class AttachedMediaUpload(MediaUpload):
     class Meta(MediaUpload.Meta):
         verbose_name = "attached media upload"
         verbose_name_plural = "attached media uploads"
+        permissions = [("sync_attachedmediaupload", "Can sync attached media status from VOD")]
         indexes = [
-            models.Index(fields=["owner", "-created_at"], name="attached_owner_created"),
-            models.Index(fields=["status", "-created_at"], name="attached_status_created"),
-            models.Index(fields=["-created_at"], name="attached_created"),
+            models.Index(fields=["owner", "-created_at", "-id"], name="attached_owner_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="attached_status_created"),
+            models.Index(fields=["-created_at", "-id"], name="attached_created"),
         ]
 
 
@@ -150,7 +156,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Frozen copy: the trail still names the actor after the account is renamed or deleted.
+    # Frozen copies, covered by the hash: the trail still names the actor after the account
+    # is renamed or deleted (deletion nulls `actor`, the only change the triggers allow).
+    actor_ref = models.BigIntegerField(null=True, blank=True)
     actor_label = models.CharField(max_length=200, blank=True)
     action = models.CharField(max_length=64)
     outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
@@ -171,7 +179,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["target_vod_id"], name="audit_target_vod_id"),
             models.Index(fields=["target_pk"], name="audit_target_pk"),
             models.Index(fields=["request_id"], name="audit_request_id"),
+            models.Index(fields=["vod_request_id"], name="audit_vod_request_id"),
             models.Index(fields=["action", "-sequence"], name="audit_action_seq"),
+            models.Index(fields=["outcome", "-sequence"], name="audit_outcome_seq"),
             models.Index(fields=["actor", "-sequence"], name="audit_actor_seq"),
         ]
 

@@ -7,7 +7,6 @@ from rest_framework.response import Response
 
 from .. import services
 from ..audit import RequestContext
-from ..middleware import client_ip
 from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 from . import serializers
 
@@ -19,9 +18,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 def request_context(request) -> RequestContext:
     """Who is asking and from where, for the audit trail."""
-    return RequestContext(actor=request.user, request_id=getattr(request, "request_id", ""),
-                          client_ip=client_ip(request),
-                          user_agent=request.headers.get("User-Agent", "")[:256])
+    return RequestContext.from_request(request)
 
 
 class NewestFirst(CursorPagination):

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Callable, TypeVar
 
 import requests
+from urllib3 import exceptions as urllib3_exceptions
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from alibabacloud_tea_openapi.utils_models import Config
@@ -79,11 +80,32 @@ def _classify(exc: AlibabaCloudException, operation: str) -> VodError:
     return VodInvalidInput(message, **kwargs)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception under the SDK's wrappers.
+
+    darabonba wraps a network failure twice: UnretryableException(inner_exception=
+    RetryError(str(error))), raised inside `except IOError`, so the original requests
+    exception survives only as the RetryError's __context__.
+    """
+    seen = set()
+    current = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.RequestException):
+            return current
+        following = (getattr(current, "inner_exception", None) or current.__cause__
+                     or current.__context__)
+        if following is None:
+            return current
+        current = following
+    return current
+
+
 def _translate(exc: Exception, operation: str) -> VodError:
     """Map anything the SDK call raised to a VodError."""
     if isinstance(exc, AlibabaCloudException):
         return _classify(exc, operation)
-    inner = getattr(exc, "inner_exception", exc)
+    inner = _root_cause(exc)
     if isinstance(inner, requests.exceptions.ConnectTimeout):
         return VodUnavailable("VOD could not be reached in time.", code="ConnectTimeout",
                               connect_failed=True, operation=operation,
@@ -92,7 +114,10 @@ def _translate(exc: Exception, operation: str) -> VodError:
         return VodTimeout("VOD did not answer in time.", code="ReadTimeout", operation=operation,
                           retry_after=DEFAULT_RETRY_AFTER_SECONDS)
     if isinstance(inner, requests.exceptions.ConnectionError):
-        refused = "NewConnectionError" in repr(inner) or "Connection refused" in str(inner)
+        # Refused or unresolvable: the request never left; anything else (a reset, a closed
+        # connection) may have happened after VOD received it.
+        refused = isinstance(getattr(inner.args[0] if inner.args else None, "reason", None),
+                             urllib3_exceptions.NewConnectionError)
         return VodUnavailable("The connection to VOD failed.", code="ConnectionError",
                               connect_failed=refused, operation=operation,
                               retry_after=DEFAULT_RETRY_AFTER_SECONDS)

@@ -216,8 +216,7 @@ def get_image_info(image_id: str) -> MediaInfo:
 
 def get_attached_media_info(media_ids: list[str]) -> MediaInfoBatch:
     """GetAttachedMediaInfo for up to 20 ids at once."""
-    if not 1 <= len(media_ids) <= 20:
-        raise ValueError("GetAttachedMediaInfo takes 1 to 20 ids")
+    _check_batch(media_ids, "GetAttachedMediaInfo")
     request = vod_models.GetAttachedMediaInfoRequest(media_ids=",".join(media_ids))
     response = call_vod("GetAttachedMediaInfo",
                      lambda client: client.get_attached_media_info_with_options(request, runtime_options()),
@@ -228,3 +227,84 @@ def get_attached_media_info(media_ids: list[str]) -> MediaInfoBatch:
              for item in body.attached_media_list or []}
     return MediaInfoBatch(found=found, missing=tuple(body.non_exist_media_ids or ()),
                           request_id=body.request_id or "")
+
+
+MAX_BATCH = 20  # VOD's limit of ids per Get*Infos / Delete* call
+
+
+def _check_batch(ids: list[str], operation: str) -> None:
+    if len(ids) > MAX_BATCH:
+        raise ValueError(f"{operation} takes at most {MAX_BATCH} ids")
+
+
+def get_video_infos(*, video_ids: list[str] = (), reference_ids: list[str] = ()) -> MediaInfoBatch:
+    """GetVideoInfos for up to 20 VideoIds, or up to 20 ReferenceIds (to find videos whose
+    create answer was lost, without issuing a new credential)."""
+    if bool(video_ids) == bool(reference_ids):
+        raise ValueError("get_video_infos takes video_ids or reference_ids")
+    _check_batch(list(video_ids or reference_ids), "GetVideoInfos")
+    request = vod_models.GetVideoInfosRequest(**_compact(dict(
+        video_ids=",".join(video_ids), reference_ids=",".join(reference_ids))))
+    response = call_vod("GetVideoInfos",
+                        lambda client: client.get_video_infos_with_options(request, runtime_options()),
+                        idempotent=True)
+    body = response.body
+    infos = [MediaInfo(media_id=item.video_id, status=item.status or "", size=item.size,
+                       duration=item.duration, title=item.title or "",
+                       reference_id=item.reference_id or "")
+             for item in body.video_list or []]
+    return MediaInfoBatch(
+        found={info.media_id: info for info in infos},
+        missing=tuple(body.non_exist_video_ids or ()),
+        request_id=body.request_id or "",
+        found_by_reference={info.reference_id: info for info in infos if info.reference_id},
+        missing_references=tuple(body.non_exist_reference_ids or ()))
+
+
+def get_image_infos(image_ids: list[str]) -> MediaInfoBatch:
+    """GetImageInfos for up to 20 ImageIds."""
+    _check_batch(image_ids, "GetImageInfos")
+    request = vod_models.GetImageInfosRequest(image_ids=",".join(image_ids))
+    response = call_vod("GetImageInfos",
+                        lambda client: client.get_image_infos_with_options(request, runtime_options()),
+                        idempotent=True)
+    body = response.body
+    found = {}
+    for item in body.image_info or []:
+        size = item.mezzanine.file_size if item.mezzanine else None
+        found[item.image_id] = MediaInfo(media_id=item.image_id, status=item.status or "",
+                                         size=size, title=item.title or "")
+    return MediaInfoBatch(found=found, missing=tuple(body.non_exist_image_ids or ()),
+                          request_id=body.request_id or "")
+
+
+def delete_videos(video_ids: list[str]) -> str:
+    """DeleteVideo for up to 20 videos; returns VOD's RequestId."""
+    _check_batch(video_ids, "DeleteVideo")
+    request = vod_models.DeleteVideoRequest(video_ids=",".join(video_ids))
+    response = call_vod("DeleteVideo",
+                        lambda client: client.delete_video_with_options(request, runtime_options()),
+                        idempotent=True)
+    return response.body.request_id or ""
+
+
+def delete_images(image_ids: list[str]) -> str:
+    """DeleteImage by ImageIds (up to 20); returns VOD's RequestId."""
+    _check_batch(image_ids, "DeleteImage")
+    request = vod_models.DeleteImageRequest(delete_image_type="ImageId",
+                                            image_ids=",".join(image_ids))
+    response = call_vod("DeleteImage",
+                        lambda client: client.delete_image_with_options(request, runtime_options()),
+                        idempotent=True)
+    return response.body.request_id or ""
+
+
+def delete_attached_media(media_ids: list[str]) -> str:
+    """DeleteAttachedMedia for up to 20 ids; returns VOD's RequestId."""
+    _check_batch(media_ids, "DeleteAttachedMedia")
+    request = vod_models.DeleteAttachedMediaRequest(media_ids=",".join(media_ids))
+    response = call_vod(
+        "DeleteAttachedMedia",
+        lambda client: client.delete_attached_media_with_options(request, runtime_options()),
+        idempotent=True)
+    return response.body.request_id or ""

@@ -80,6 +80,7 @@ class MediaInfo:
     size: int | None = None
     duration: float | None = None
     title: str = ""
+    reference_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class MediaInfoBatch:
     found: dict[str, MediaInfo]
     missing: tuple[str, ...]
     request_id: str
+    # GetVideoInfos by ReferenceId: what was found, keyed by ReferenceId, and what was not.
+    found_by_reference: dict[str, MediaInfo] = field(default_factory=dict)
+    missing_references: tuple[str, ...] = ()
 
 
 # --- Errors ----------------------------------------------------------------------------

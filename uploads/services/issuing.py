@@ -1,4 +1,4 @@
-"""Issue and refresh upload credentials: the only code that writes upload rows.
+"""Issue and refresh upload credentials.
 
 Every issuance follows one pattern: commit a `requesting` row, call VOD outside any
 transaction, then complete the row and append its audit event in one transaction. A crash
@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from . import audit, vod
-from .audit import RequestContext
-from .models import (
+from .. import audit, vod
+from ..audit import RequestContext
+from ..models import (
     AttachedMediaUpload,
     AuditOutcome,
     ImageUpload,
@@ -25,19 +25,7 @@ from .models import (
     UploadStatus,
     VideoUpload,
 )
-from .validation import build_user_data
-# The gateway's failures, re-exported: callers (api, admin, commands) handle these and never
-# import the gateway itself.
-from .vod import (  # noqa: F401
-    VodBadResponse,
-    VodError,
-    VodInvalidInput,
-    VodNotConfigured,
-    VodNotFound,
-    VodThrottled,
-    VodTimeout,
-    VodUnavailable,
-)
+from ..validation import build_user_data
 
 # Failures after which VOD may still have created the media: the row stays `requesting`
 # (to be resolved by vod_sync) instead of being marked failed.
@@ -160,8 +148,12 @@ def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
     return _issue(row, send, context, lambda credential: {})
 
 
-def video_refresh(*, video: VideoUpload, context: RequestContext) -> Issued:
-    """RefreshUploadVideo: a new credential for the same upload address."""
+def video_refresh(*, video: VideoUpload, context: RequestContext,
+                  audit_action: str = "video.credential.refreshed") -> Issued:
+    """RefreshUploadVideo: a new credential for the same upload address.
+
+    `audit_action` names the event: `admin.refresh` when staff asked from the admin.
+    """
     if not video.vod_id or video.status not in REFRESHABLE_STATUSES:
         raise InvalidState(f"A video that is {video.get_status_display().lower()} cannot be "
                            "given a new upload credential.", status=video.status)
@@ -182,7 +174,7 @@ def video_refresh(*, video: VideoUpload, context: RequestContext) -> Issued:
             last_vod_request_id=credential.request_id,
             error_code="", error_message="")
         video.refresh_from_db()
-        audit.record("video.credential.refreshed", context=context, target=video,
+        audit.record(audit_action, context=context, target=video,
                      vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
                            "credentials_issued": video.credentials_issued})

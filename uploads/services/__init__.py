@@ -1,0 +1,47 @@
+"""Business logic: the only code that writes upload rows (HackSoft-style services).
+
+`issuing` creates and refreshes credentials; `lifecycle` moves uploads along from what VOD
+reports. Callers (api, admin, commands) import this package and never the gateway: its
+failures are re-exported here.
+"""
+
+from ..vod import (
+    VodBadResponse,
+    VodError,
+    VodInvalidInput,
+    VodNotConfigured,
+    VodNotFound,
+    VodThrottled,
+    VodTimeout,
+    VodUnavailable,
+)
+from .issuing import (
+    REFRESHABLE_STATUSES,
+    InvalidState,
+    Issued,
+    attached_media_issue,
+    image_issue,
+    video_issue,
+    video_refresh,
+)
+from .lifecycle import SyncResult, uploads_sync
+
+__all__ = [
+    "REFRESHABLE_STATUSES",
+    "InvalidState",
+    "Issued",
+    "SyncResult",
+    "VodBadResponse",
+    "VodError",
+    "VodInvalidInput",
+    "VodNotConfigured",
+    "VodNotFound",
+    "VodThrottled",
+    "VodTimeout",
+    "VodUnavailable",
+    "attached_media_issue",
+    "image_issue",
+    "uploads_sync",
+    "video_issue",
+    "video_refresh",
+]
