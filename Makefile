@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 
-.PHONY: install run test test-postgres check clean
+.PHONY: install browser run test test-postgres check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,15 @@ install: $(STAMP)
 run: install
 	BIN=$(BIN) ./scripts/run-local.sh
 
+browser:
+	./scripts/ensure-chromium.sh
+
 ## The whole test suite (SQLite).
-test: install
+test: install browser
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The whole test suite against PostgreSQL.
-test-postgres: install
+test-postgres: install browser
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Lint and Django's system checks.

@@ -63,6 +63,8 @@ def test_create_records_the_row_and_sends_its_id_as_reference_id(api, user, sand
     assert row.owner == user
     assert row.status == UploadStatus.UPLOADING
     assert row.file_size == 2048
+    assert row.tags == ""  # omitted tags are stored as VOD's empty list, not as "[]"
+    assert response.json()["tags"] == []
     assert row.upload_bucket and row.upload_object_key.endswith(".mp4")
     assert row.last_vod_request_id
     assert row.credential_expires_at > timezone.now()

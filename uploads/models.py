@@ -33,11 +33,12 @@ class MediaUpload(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="%(class)ss"
     )
-    vod_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    vod_id = models.CharField("VOD id", max_length=64, unique=True, null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=UploadStatus.choices, default=UploadStatus.REQUESTING
     )
-    vod_status = models.CharField(max_length=32, blank=True, help_text="VOD's last reported status")
+    vod_status = models.CharField("VOD status", max_length=32, blank=True,
+                                  help_text="VOD's last reported status")
 
     title = models.CharField(max_length=128, blank=True)
     description = models.TextField(blank=True)
@@ -56,7 +57,7 @@ class MediaUpload(models.Model):
 
     credential_expires_at = models.DateTimeField(null=True, blank=True)
     credentials_issued = models.PositiveIntegerField(default=0)
-    last_vod_request_id = models.CharField(max_length=64, blank=True)
+    last_vod_request_id = models.CharField("last VOD request id", max_length=64, blank=True)
     error_code = models.CharField(max_length=128, blank=True)
     error_message = models.CharField(max_length=512, blank=True)
 
@@ -163,10 +164,10 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
     target_kind = models.CharField(max_length=32, blank=True)
-    target_vod_id = models.CharField(max_length=64, blank=True)
+    target_vod_id = models.CharField("target VOD id", max_length=64, blank=True)
     target_pk = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    vod_request_id = models.CharField(max_length=64, blank=True)
+    vod_request_id = models.CharField("VOD request id", max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     data = models.JSONField(default=dict, blank=True)

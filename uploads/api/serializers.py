@@ -54,7 +54,8 @@ class ExtendField(serializers.JSONField):
 class _CommonCreateSerializer(serializers.Serializer):
     description = VodTextField(max_bytes=validation.DESCRIPTION_MAX_BYTES, single_line=False,
                                required=False, allow_blank=True, default="")
-    tags = TagsField(required=False, default=list)
+    # The default is VOD's form (a comma-separated string): defaults skip validation.
+    tags = TagsField(required=False, default="")
     extend = ExtendField(required=False, allow_null=True, default=None,
                          help_text="Up to 512 bytes of JSON, echoed in VOD's callbacks.")
 
