@@ -218,3 +218,16 @@ def test_audit_admin_filters_and_searches(admin_client, video, api):
         assert admin_client.get(AUDIT, {"q": term}).context["cl"].result_count >= 1
     page = admin_client.get(AUDIT).content.decode()
     assert reverse("admin:uploads_videoupload_change", args=[video.pk]) in page
+
+
+def test_cancel_action_deletes_in_vod_and_keeps_the_row(client, video, sandbox):
+    staff = staff_with("view_videoupload", "cancel_videoupload")
+    client.force_login(staff)
+
+    response = run_action(client, VIDEOS, "cancel_uploads", [video])
+
+    assert messages_of(response) == [f"{video.vod_id}: cancelled"]
+    assert sandbox.get_video(video.vod_id) is None
+    video.refresh_from_db()
+    assert video.status == UploadStatus.CANCELLED
+    assert AuditEvent.objects.get(action="upload.cancelled").actor == staff

@@ -91,6 +91,7 @@ class VideoUpload(MediaUpload):
         permissions = [
             ("refresh_videoupload_credential", "Can refresh upload credentials"),
             ("sync_videoupload", "Can sync video status from VOD"),
+            ("cancel_videoupload", "Can cancel videos (deletes them in VOD)"),
         ]
         indexes = [
             models.Index(fields=["owner", "-created_at", "-id"], name="video_owner_created"),
@@ -111,7 +112,10 @@ class ImageUpload(MediaUpload):
 
     class Meta(MediaUpload.Meta):
         verbose_name = "image upload"
-        permissions = [("sync_imageupload", "Can sync image status from VOD")]
+        permissions = [
+            ("sync_imageupload", "Can sync image status from VOD"),
+            ("cancel_imageupload", "Can cancel images (deletes them in VOD)"),
+        ]
         indexes = [
             models.Index(fields=["owner", "-created_at", "-id"], name="image_owner_created"),
             models.Index(fields=["status", "-created_at", "-id"], name="image_status_created"),
@@ -133,7 +137,10 @@ class AttachedMediaUpload(MediaUpload):
     class Meta(MediaUpload.Meta):
         verbose_name = "attached media upload"
         verbose_name_plural = "attached media uploads"
-        permissions = [("sync_attachedmediaupload", "Can sync attached media status from VOD")]
+        permissions = [
+            ("sync_attachedmediaupload", "Can sync attached media status from VOD"),
+            ("cancel_attachedmediaupload", "Can cancel attached media (deletes them in VOD)"),
+        ]
         indexes = [
             models.Index(fields=["owner", "-created_at", "-id"], name="attached_owner_created"),
             models.Index(fields=["status", "-created_at", "-id"], name="attached_status_created"),
@@ -188,3 +195,41 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} {self.outcome}"
+
+
+class VodEventStatus(models.TextChoices):
+    """What became of one event notification."""
+
+    RECEIVED = "received", "Received"
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Duplicate (already processed)"
+    REJECTED = "rejected", "Rejected"
+
+
+class VodEvent(models.Model):
+    """One event notification from VOD, stored raw before it is verified or acted on.
+
+    The signature header is not kept: with the URL and timestamp it would allow guessing the
+    callback key offline.
+    """
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=VodEventStatus.choices,
+                              default=VodEventStatus.RECEIVED)
+    reason = models.CharField(max_length=200, blank=True)
+    event_type = models.CharField(max_length=64, blank=True)
+    media_id = models.CharField(max_length=64, blank=True)
+    event_time = models.CharField(max_length=32, blank=True)
+    vod_timestamp = models.CharField(max_length=32, blank=True, help_text="X-VOD-TIMESTAMP")
+    # SHA-256 of the body: VOD's retries and duplicates carry the same body.
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    body = models.TextField()
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["media_id", "-received_at"], name="vodevent_media")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'event'} {self.media_id} ({self.status})"

@@ -141,6 +141,8 @@ VOD_WORKFLOW_ID = env.str("VOD_WORKFLOW_ID", default="")
 VOD_STORAGE_LOCATION = env.str("VOD_STORAGE_LOCATION", default="")
 VOD_CALLBACK_URL = env.str("VOD_CALLBACK_URL", default="")
 VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
+# How far X-VOD-TIMESTAMP may be from our clock, in seconds.
+VOD_CALLBACK_MAX_AGE = env.int("VOD_CALLBACK_MAX_AGE", default=300)
 
 # The local sandbox (vodsandbox) instead of Alibaba Cloud: explicit sandbox keys, never the
 # credentials chain. A system check refuses it when DEBUG is off.

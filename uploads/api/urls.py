@@ -1,5 +1,6 @@
 """The API's routes under /api/v1/."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -9,4 +10,7 @@ router.register("videos", views.VideoViewSet, basename="video")
 router.register("images", views.ImageViewSet, basename="image")
 router.register("attached-media", views.AttachedMediaViewSet, basename="attached-media")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("vod/events/", views.VodEventView.as_view(), name="vod-events"),
+    *router.urls,
+]

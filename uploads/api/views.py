@@ -3,10 +3,13 @@
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from .. import services
+from .. import callbacks, services
 from ..audit import RequestContext
+from ..middleware import client_ip
 from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 from . import serializers
 
@@ -30,7 +33,8 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "page_size"
 
 
-class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                    viewsets.GenericViewSet):
     """Shared read side: users see their own uploads, staff see everyone's."""
 
     model = None
@@ -66,6 +70,12 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                             **incoming.validated_data)
         body = serializers.credential_response(self.record_serializer_class, issued)
         return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+    def destroy(self, request, *args, **kwargs):
+        """Cancel: delete the media in VOD, keep the record as `cancelled`."""
+        cancelled = services.upload_cancel(upload=self.get_object(),
+                                           context=request_context(request))
+        return Response(self.record_serializer_class(cancelled).data)
 
 
 class VideoViewSet(UploadViewSet):
@@ -114,3 +124,22 @@ class AttachedMediaViewSet(UploadViewSet):
 
     def issue(self, **validated) -> services.Issued:
         return services.attached_media_issue(**validated)
+
+
+class VodEventView(APIView):
+    """VOD's event notifications. Authenticated by VOD's callback signature, not a user."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    parser_classes = []  # the raw body is what gets stored and fingerprinted
+
+    def post(self, request, *args, **kwargs):
+        answer = callbacks.receive(body=request.body,
+                                   timestamp=request.headers.get("X-VOD-TIMESTAMP", ""),
+                                   signature=request.headers.get("X-VOD-SIGNATURE", ""),
+                                   client_ip=client_ip(request),
+                                   request_id=getattr(request, "request_id", ""))
+        body = {"code": answer.code, "request_id": getattr(request, "request_id", "")}
+        if answer.detail:
+            body["detail"] = answer.detail
+        return Response(body, status=answer.status)

@@ -24,7 +24,7 @@ from .issuing import (
     video_issue,
     video_refresh,
 )
-from .lifecycle import SyncResult, uploads_sync
+from .lifecycle import SyncResult, upload_cancel, uploads_sync
 
 __all__ = [
     "REFRESHABLE_STATUSES",
@@ -41,6 +41,7 @@ __all__ = [
     "VodUnavailable",
     "attached_media_issue",
     "image_issue",
+    "upload_cancel",
     "uploads_sync",
     "video_issue",
     "video_refresh",

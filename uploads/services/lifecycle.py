@@ -63,7 +63,19 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def _apply(upload: MediaUpload, *, context: RequestContext, audit_unchanged: bool,
            vod_status: str = "", new_status: str = "", vod_id: str = "", size: int | None = None,
            error_code: str = "", request_id: str = "") -> SyncResult:
-    """Write what VOD said onto one row (atomically with its audit event)."""
+    """Write what VOD said onto one row (atomically with its audit event).
+
+    The row is re-read under a lock so a concurrent refresh, callback or sync is not undone.
+    """
+    with transaction.atomic():
+        upload = type(upload).objects.select_for_update().get(pk=upload.pk)
+        return _apply_locked(upload, context=context, audit_unchanged=audit_unchanged,
+                             vod_status=vod_status, new_status=new_status, vod_id=vod_id,
+                             size=size, error_code=error_code, request_id=request_id)
+
+
+def _apply_locked(upload: MediaUpload, *, context, audit_unchanged, vod_status, new_status,
+                  vod_id, size, error_code, request_id) -> SyncResult:
     old_status = upload.status
     if upload.status == UploadStatus.CANCELLED:
         new_status = UploadStatus.CANCELLED  # our decision; VOD's word does not undo it
@@ -80,17 +92,16 @@ def _apply(upload: MediaUpload, *, context: RequestContext, audit_unchanged: boo
     if error_code and upload.error_code != error_code:
         changes["error_code"] = error_code
     changed = bool(changes)
+    if changed:
+        for name, value in changes.items():
+            setattr(upload, name, value)
+        upload.save(update_fields=[*changes, "updated_at"])
     if changed or audit_unchanged:
-        with transaction.atomic():
-            if changed:
-                for name, value in changes.items():
-                    setattr(upload, name, value)
-                upload.save(update_fields=[*changes, "updated_at"])
-            audit.record("upload.synced", context=context, target=upload,
-                         vod_request_id=request_id,
-                         data={"from": old_status, "to": upload.status,
-                               "vod_status": vod_status or None, "changed": changed,
-                               **({"code": error_code} if error_code else {})})
+        audit.record("upload.synced", context=context, target=upload,
+                     vod_request_id=request_id,
+                     data={"from": old_status, "to": upload.status,
+                           "vod_status": vod_status or None, "changed": changed,
+                           **({"code": error_code} if error_code else {})})
     return SyncResult(upload=upload, ok=True, changed=changed, old_status=old_status,
                       new_status=upload.status, vod_status=vod_status)
 
@@ -111,8 +122,18 @@ def _lookup(model: type[MediaUpload], ids: list[str]) -> vod.MediaInfoBatch:
     return vod.get_attached_media_info(ids)
 
 
-def _sync_known(model, uploads: list[MediaUpload], context, audit_unchanged) -> list[SyncResult]:
-    statuses = VIDEO_STATUSES if model is VideoUpload else ASSET_STATUSES
+def _our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | None) -> str:
+    """Our lifecycle status for VOD's, `expired` when VOD still waits on a dead credential."""
+    statuses = VIDEO_STATUSES if isinstance(upload, VideoUpload) else ASSET_STATUSES
+    status = statuses.get(vod_status, "")
+    if (status == UploadStatus.UPLOADING and expire_before is not None
+            and upload.credential_expires_at and upload.credential_expires_at < expire_before):
+        return UploadStatus.EXPIRED
+    return status
+
+
+def _sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
+                expire_before: datetime | None = None) -> list[SyncResult]:
     results = []
     for chunk in _chunks(uploads, BATCH):
         try:
@@ -128,7 +149,8 @@ def _sync_known(model, uploads: list[MediaUpload], context, audit_unchanged) -> 
                                       request_id=batch.request_id))
                 continue
             results.append(_apply(upload, context=context, audit_unchanged=audit_unchanged,
-                                  vod_status=info.status, new_status=statuses.get(info.status, ""),
+                                  vod_status=info.status,
+                                  new_status=_our_status(upload, info.status, expire_before),
                                   size=info.size, request_id=batch.request_id))
     return results
 
@@ -168,12 +190,15 @@ def _end_if_stale(upload, context, audit_unchanged, end_unknown_before, request_
 
 def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
                  audit_unchanged: bool = False,
-                 end_unknown_before: datetime | None = None) -> list[SyncResult]:
+                 end_unknown_before: datetime | None = None,
+                 expire_before: datetime | None = None) -> list[SyncResult]:
     """Ask VOD for the status of each upload (batched by 20) and update the rows.
 
     Rows VOD does not know end as failed (`NotFoundInVod`), except cancelled ones. Videos
     still `requesting` are looked up by ReferenceId; images and attached media still
     `requesting` have no such handle and are ended once older than `end_unknown_before`.
+    With `expire_before`, an upload VOD still waits for whose credential ran out before
+    then becomes `expired` (a video can be revived with a refresh).
     """
     by_model: dict[type, list[MediaUpload]] = {}
     for upload in uploads:
@@ -182,7 +207,7 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
     for model, rows in by_model.items():
         known = [row for row in rows if row.vod_id]
         unknown = [row for row in rows if not row.vod_id]
-        results += _sync_known(model, known, context, audit_unchanged)
+        results += _sync_known(model, known, context, audit_unchanged, expire_before)
         if model is VideoUpload:
             results += _sync_requesting_videos(unknown, context, audit_unchanged,
                                                end_unknown_before)
@@ -190,3 +215,44 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
             results += [_end_if_stale(row, context, audit_unchanged, end_unknown_before)
                         for row in unknown]
     return results
+
+
+def upload_cancel(*, upload: MediaUpload, context: RequestContext) -> MediaUpload:
+    """Delete the media in VOD and mark the row cancelled (the row itself is kept).
+
+    Idempotent: cancelling a cancelled upload changes nothing and calls nobody. A media VOD
+    no longer knows counts as deleted. Any other VOD failure leaves the row as it was.
+    """
+    if upload.status == UploadStatus.CANCELLED:
+        return upload
+    request_id = ""
+    try:
+        request_id = _delete_in_vod(upload)
+    except vod.VodNotFound as error:
+        request_id = error.request_id
+    except vod.VodError as error:
+        audit.record("upload.cancelled", outcome=AuditOutcome.FAILURE, context=context,
+                     target=upload, vod_request_id=error.request_id,
+                     data={"operation": error.operation, "code": error.code})
+        raise
+    with transaction.atomic():
+        locked = type(upload).objects.select_for_update().get(pk=upload.pk)
+        previous = locked.status
+        locked.status = UploadStatus.CANCELLED
+        locked.save(update_fields=["status", "updated_at"])
+        audit.record("upload.cancelled", context=context, target=locked,
+                     vod_request_id=request_id, data={"from": previous})
+    return locked
+
+
+def _delete_in_vod(upload: MediaUpload) -> str:
+    """Delete one media in VOD; '' when there is nothing VOD could know."""
+    if isinstance(upload, VideoUpload):
+        if upload.vod_id:
+            return vod.delete_videos([upload.vod_id])
+        return vod.delete_videos(reference_ids=[upload.reference_id])
+    if not upload.vod_id:
+        return ""  # never issued: VOD holds nothing for it
+    if isinstance(upload, ImageUpload):
+        return vod.delete_images([upload.vod_id])
+    return vod.delete_attached_media([upload.vod_id])

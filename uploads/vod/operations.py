@@ -278,10 +278,13 @@ def get_image_infos(image_ids: list[str]) -> MediaInfoBatch:
                           request_id=body.request_id or "")
 
 
-def delete_videos(video_ids: list[str]) -> str:
-    """DeleteVideo for up to 20 videos; returns VOD's RequestId."""
-    _check_batch(video_ids, "DeleteVideo")
-    request = vod_models.DeleteVideoRequest(video_ids=",".join(video_ids))
+def delete_videos(video_ids: list[str] = (), *, reference_ids: list[str] = ()) -> str:
+    """DeleteVideo for up to 20 videos, by VideoId or ReferenceId; returns VOD's RequestId."""
+    if bool(video_ids) == bool(reference_ids):
+        raise ValueError("delete_videos takes video_ids or reference_ids")
+    _check_batch(list(video_ids or reference_ids), "DeleteVideo")
+    request = vod_models.DeleteVideoRequest(**_compact(dict(
+        video_ids=",".join(video_ids), reference_ids=",".join(reference_ids))))
     response = call_vod("DeleteVideo",
                         lambda client: client.delete_video_with_options(request, runtime_options()),
                         idempotent=True)

@@ -1,0 +1,163 @@
+"""POST /api/v1/vod/events/: VOD's callbacks, signed by VOD's real algorithm."""
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from uploads.models import AuditEvent, UploadStatus, VideoUpload, VodEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "https://uploads.example.com/api/v1/vod/events/"
+EVENTS = "/api/v1/vod/events/"
+OLD_KEY, NEW_KEY = "oldkey0123456789", "newkeyABCDEFGHIJ"
+
+
+@pytest.fixture(autouse=True)
+def callback_settings(settings):
+    settings.VOD_CALLBACK_URL = URL
+    settings.VOD_CALLBACK_AUTH_KEYS = [OLD_KEY, NEW_KEY]
+    settings.VOD_CALLBACK_MAX_AGE = 300
+
+
+def vod_signature(timestamp, key, url=URL):
+    """md5hex("<CallbackURL>|<timestamp>|<AuthKey>"), as VOD documents it."""
+    return hashlib.md5(f"{url}|{timestamp}|{key}".encode()).hexdigest()
+
+
+def deliver(client, payload, *, key=NEW_KEY, timestamp=None, signature=None, raw=None,
+            skew=0):
+    timestamp = str(int(time.time()) + skew) if timestamp is None else timestamp
+    headers = {"HTTP_X_VOD_TIMESTAMP": timestamp,
+               "HTTP_X_VOD_SIGNATURE": signature or vod_signature(timestamp, key)}
+    body = raw if raw is not None else json.dumps(payload)
+    return client.post(EVENTS, body, content_type="application/json", **headers)
+
+
+@pytest.fixture
+def video(api):
+    video_id = api.post("/api/v1/videos/", {"title": "t", "file_name": "t.mp4"},
+                        format="json").json()["video_id"]
+    return VideoUpload.objects.get(vod_id=video_id)
+
+
+def upload_complete(video_id, status="success"):
+    return {"EventTime": "2026-11-25T10:00:00Z", "EventType": "FileUploadComplete",
+            "VideoId": video_id, "Status": status, "Size": 4096,
+            "FileUrl": "https://example.com/x.mp4"}
+
+
+def test_signed_events_move_the_video_to_ready(client, video):
+    first = deliver(client, upload_complete(video.vod_id))
+    assert first.status_code == 200 and first.json()["code"] == "accepted"
+    video.refresh_from_db()
+    assert video.status == UploadStatus.UPLOADED and video.file_size == 4096
+
+    deliver(client, {"EventType": "StreamTranscodeComplete", "VideoId": video.vod_id,
+                     "Status": "success", "Definition": "HD"})
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.PROCESSING
+    deliver(client, {"EventType": "TranscodeComplete", "VideoId": video.vod_id,
+                     "Status": "success", "StreamInfos": []})
+    video.refresh_from_db()
+    assert video.status == UploadStatus.READY and video.vod_status == "Normal"
+
+    received = AuditEvent.objects.filter(action="vod.event.received", target_vod_id=video.vod_id)
+    assert received.count() == 3
+    assert received.first().actor_label == "vod callback"
+
+
+def test_the_old_key_still_works_during_rotation(client, video):
+    assert deliver(client, upload_complete(video.vod_id), key=OLD_KEY).status_code == 200
+
+
+def test_a_duplicate_changes_nothing(client, video):
+    payload = upload_complete(video.vod_id)
+    deliver(client, payload)
+    audit_count = AuditEvent.objects.count()
+
+    again = deliver(client, payload)
+
+    assert again.status_code == 200 and again.json()["code"] == "duplicate"
+    assert AuditEvent.objects.count() == audit_count
+    assert VodEvent.objects.filter(status="duplicate").count() == 1
+
+
+def test_a_late_event_never_moves_backwards(client, video):
+    VideoUpload.objects.filter(pk=video.pk).update(status=UploadStatus.READY)
+    deliver(client, upload_complete(video.vod_id))
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.READY
+
+
+def test_a_failed_transcode_fails_the_video(client, video):
+    deliver(client, {"EventType": "TranscodeComplete", "VideoId": video.vod_id,
+                     "Status": "fail", "ErrorCode": "InvalidMedia"})
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.FAILED
+
+
+def test_image_and_attached_media_events(client, api):
+    image_id = api.post("/api/v1/images/", {"image_type": "default"},
+                        format="json").json()["image_id"]
+    media_id = api.post("/api/v1/attached-media/", {"business_type": "subtitle",
+                                                    "media_ext": "vtt"},
+                        format="json").json()["media_id"]
+    deliver(client, {"EventType": "ImageUploadComplete", "ImageId": image_id,
+                     "Status": "success", "Size": 10})
+    deliver(client, {"EventType": "AttachedMediaUploadComplete", "AttachedMediaId": media_id,
+                     "Status": "success", "Size": 10})
+    assert api.get(f"/api/v1/images/{image_id}/").json()["status"] == "ready"
+    assert api.get(f"/api/v1/attached-media/{media_id}/").json()["status"] == "ready"
+
+
+def test_unknown_event_types_and_media_are_stored_and_acknowledged(client):
+    response = deliver(client, {"EventType": "SnapshotComplete", "VideoId": "a" * 32,
+                                "Status": "success"})
+    assert response.status_code == 200
+    other = deliver(client, upload_complete("b" * 32))
+    assert other.status_code == 200
+    assert VodEvent.objects.filter(status="accepted").count() == 2
+
+
+@pytest.mark.parametrize("mutation,reason", [
+    (dict(signature="0" * 32), "signature does not match"),
+    (dict(key="notthekey"), "signature does not match"),
+    (dict(skew=-310), "outside the accepted window"),
+    (dict(skew=310), "outside the accepted window"),
+    (dict(timestamp="yesterday"), "not a Unix time"),
+])
+def test_bad_signatures_are_refused_stored_and_audited(client, video, mutation, reason):
+    response = deliver(client, upload_complete(video.vod_id), **mutation)
+
+    assert response.status_code == 403
+    assert reason in response.json()["detail"]
+    stored = VodEvent.objects.get()
+    assert stored.status == "rejected" and reason in stored.reason
+    assert video.vod_id in stored.body
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.UPLOADING
+    rejected = AuditEvent.objects.get(action="vod.event.rejected")
+    assert rejected.outcome == "rejected"
+
+
+def test_missing_headers_are_refused(client, video):
+    response = client.post(EVENTS, json.dumps(upload_complete(video.vod_id)),
+                           content_type="application/json")
+    assert response.status_code == 403
+    assert VodEvent.objects.get().status == "rejected"
+
+
+def test_a_signed_body_that_is_not_json_is_a_400(client):
+    assert deliver(client, None, raw="not json").status_code == 400
+
+
+def test_without_configured_keys_every_callback_is_refused(client, video, settings):
+    settings.VOD_CALLBACK_AUTH_KEYS = []
+    assert deliver(client, upload_complete(video.vod_id)).status_code == 403
+
+
+def test_the_signature_is_never_stored(client, video):
+    timestamp = str(int(time.time()))
+    signature = vod_signature(timestamp, NEW_KEY)
+    deliver(client, upload_complete(video.vod_id), timestamp=timestamp, signature=signature)
+    stored = VodEvent.objects.values()
+    assert not any(signature in str(value) for row in stored for value in row.values())

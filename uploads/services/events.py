@@ -1,0 +1,81 @@
+"""What VOD's event notifications do to uploads: forward-only, idempotent transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from .. import audit
+from ..audit import RequestContext
+from ..models import AttachedMediaUpload, ImageUpload, MediaUpload, UploadStatus, VideoUpload
+
+# Progress order: an event never moves an upload backwards (VOD may deliver late or twice).
+_PROGRESS = {
+    UploadStatus.REQUESTING: 0,
+    UploadStatus.UPLOADING: 1,
+    UploadStatus.EXPIRED: 1,
+    UploadStatus.UPLOADED: 2,
+    UploadStatus.PROCESSING: 3,
+    UploadStatus.READY: 4,
+}
+_ENDED = {UploadStatus.CANCELLED, UploadStatus.BLOCKED}
+
+
+@dataclass(frozen=True)
+class EventEffect:
+    """What an event did: which upload, from which status to which (equal: nothing)."""
+
+    upload: MediaUpload | None
+    old_status: str = ""
+    new_status: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """Whether the upload moved."""
+        return self.old_status != self.new_status
+
+
+def _may_move(current: str, target: str) -> bool:
+    if current in _ENDED or current == target:
+        return False
+    if target == UploadStatus.FAILED:
+        return current != UploadStatus.READY
+    if current == UploadStatus.FAILED:
+        # A late success (VOD retried transcoding) still counts.
+        return target in (UploadStatus.PROCESSING, UploadStatus.READY)
+    return _PROGRESS.get(target, -1) > _PROGRESS.get(current, -1)
+
+
+def upload_event_apply(*, model: type[MediaUpload], vod_id: str, target: str,
+                       vod_status: str, size: int | None, event_type: str,
+                       context: RequestContext) -> EventEffect:
+    """Move the upload VOD names to `target` if that is forward, atomically with its audit.
+
+    Returns an effect with `upload=None` when the id is not one of ours.
+    """
+    with transaction.atomic():
+        upload = model.objects.select_for_update().filter(vod_id=vod_id).first()
+        if upload is None:
+            return EventEffect(upload=None)
+        old_status = upload.status
+        fields = []
+        if _may_move(upload.status, target):
+            upload.status = target
+            fields.append("status")
+            if vod_status:
+                upload.vod_status = vod_status
+                fields.append("vod_status")
+        if size and not upload.file_size:
+            upload.file_size = size
+            fields.append("file_size")
+        if fields:
+            upload.save(update_fields=[*fields, "updated_at"])
+        audit.record("vod.event.received", context=context, target=upload,
+                     data={"event_type": event_type, "from": old_status, "to": upload.status,
+                           "changed": old_status != upload.status})
+        return EventEffect(upload=upload, old_status=old_status, new_status=upload.status)
+
+
+MODEL_BY_KIND = {"video": VideoUpload, "image": ImageUpload,
+                 "attached_media": AttachedMediaUpload}
