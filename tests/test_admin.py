@@ -104,7 +104,7 @@ def test_refresh_action_issues_a_new_credential_and_audits_the_staff_actor(clien
     response = run_action(client, VIDEOS, "refresh_credential", [video])
 
     [message] = messages_of(response)
-    assert re.fullmatch(rf"{video.vod_id}: new upload credential issued, valid until "
+    assert re.fullmatch(rf"Video {video.vod_id}: new upload credential issued, valid until "
                         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", message), message
     assert sandbox.count_calls("RefreshUploadVideo") == 1
     event = AuditEvent.objects.get(action="admin.refresh")
@@ -128,8 +128,8 @@ def test_refresh_action_reports_each_row(client, video, api, sandbox):
     response = run_action(client, VIDEOS, "refresh_credential", [video, cancelled])
 
     messages = messages_of(response)
-    assert any(text.startswith(f"{video.vod_id}: new upload credential") for text in messages)
-    assert any(text.startswith(f"{cancelled.vod_id}: not refreshed") for text in messages)
+    assert any(text.startswith(f"Video {video.vod_id}: new upload credential") for text in messages)
+    assert any(text.startswith(f"Video {cancelled.vod_id}: not refreshed") for text in messages)
 
 
 def test_actions_need_their_permissions(client, video):
@@ -170,8 +170,8 @@ def test_sync_action_reports_per_row_and_audits(client, api, sandbox):
     image_response = run_action(client, reverse("admin:uploads_imageupload_changelist"),
                                 "sync_from_vod", [gone])
 
-    assert messages_of(video_response) == [f"{video_id}: uploading → ready (VOD: Normal)"]
-    assert messages_of(image_response) == [f"{image_id}: uploading → failed (VOD: not found)"]
+    assert messages_of(video_response) == [f"Video {video_id}: uploading → ready (VOD: Normal)"]
+    assert messages_of(image_response) == [f"Image {image_id}: uploading → failed (VOD: not found)"]
     assert VideoUpload.objects.get(vod_id=video_id).status == UploadStatus.READY
     assert ImageUpload.objects.get(vod_id=image_id).error_code == "NotFoundInVod"
     synced = AuditEvent.objects.filter(action="upload.synced", actor=staff)
@@ -186,7 +186,7 @@ def test_sync_action_reports_vod_failures_per_row(client, video, sandbox):
     response = run_action(client, VIDEOS, "sync_from_vod", [video])
 
     [message] = messages_of(response)
-    assert message.startswith(f"{video.vod_id}: sync failed (ServiceUnAvailable")
+    assert message.startswith(f"Video {video.vod_id}: sync failed (ServiceUnAvailable")
     event = AuditEvent.objects.get(action="upload.synced")
     assert event.outcome == "failure" and event.actor == staff
 
@@ -226,7 +226,7 @@ def test_cancel_action_deletes_in_vod_and_keeps_the_row(client, video, sandbox):
 
     response = run_action(client, VIDEOS, "cancel_uploads", [video])
 
-    assert messages_of(response) == [f"{video.vod_id}: cancelled"]
+    assert messages_of(response) == [f"Video {video.vod_id}: cancelled"]
     assert sandbox.get_video(video.vod_id) is None
     video.refresh_from_db()
     assert video.status == UploadStatus.CANCELLED

@@ -41,7 +41,7 @@ def test_staff_refreshes_a_credential_and_sees_the_audit_event(live_server, api,
         page.select_option("select[name=action]", "refresh_credential")
         page.click("button[name=index]")
         success = page.locator("ul.messagelist li.success")
-        expect(success).to_contain_text(f"{video_id}: new upload credential issued, valid until")
+        expect(success).to_contain_text(f"Video {video_id}: new upload credential issued, valid until")
         screenshot(page, "admin-refresh-success")
 
         page.click(f"#result_list a:text('{video_id}')")

@@ -21,6 +21,13 @@ MAX_ROWS_PER_ACTION = 200
 HISTORY_SHOWN = 20
 _ADMIN_MODEL_BY_KIND = {"video": "videoupload", "image": "imageupload",
                         "attached_media": "attachedmediaupload"}
+_KIND_LABEL = {"video": "Video", "image": "Image", "attached_media": "Attached media"}
+
+
+def _label(upload) -> str:
+    """How an action message names a row. It starts with a word, not the id: the admin
+    capitalises a message's first letter, which would alter a lower-case hex id."""
+    return f"{_KIND_LABEL[upload.kind]} {upload.vod_id or f'{upload.pk} (no VOD id yet)'}"
 
 
 def _audit_changelist_url(**query) -> str:
@@ -125,7 +132,7 @@ class MediaUploadAdmin(admin.ModelAdmin):
                                         context=RequestContext.from_request(request),
                                         audit_unchanged=True)
         for result in results:
-            label = result.upload.vod_id or f"{result.upload.pk} (no VOD id yet)"
+            label = _label(result.upload)
             if not result.ok:
                 self.message_user(request, f"{label}: sync failed ({result.error})",
                                   messages.ERROR)
@@ -143,7 +150,7 @@ class MediaUploadAdmin(admin.ModelAdmin):
         """Delete each selected media in VOD and mark its row cancelled."""
         context = RequestContext.from_request(request)
         for upload in self._rows_for_action(request, queryset):
-            label = upload.vod_id or str(upload.pk)
+            label = _label(upload)
             try:
                 services.upload_cancel(upload=upload, context=context)
             except services.VodError as exc:
@@ -172,18 +179,19 @@ class VideoUploadAdmin(MediaUploadAdmin):
         """RefreshUploadVideo for each selected video; shows the new expiry, never the key."""
         context = RequestContext.from_request(request)
         for video in self._rows_for_action(request, queryset):
+            label = _label(video)
             try:
                 issued = services.video_refresh(video=video, context=context,
                                                 audit_action="admin.refresh")
             except services.InvalidState as exc:
-                self.message_user(request, f"{video.vod_id}: not refreshed: {exc}",
+                self.message_user(request, f"{label}: not refreshed: {exc}",
                                   messages.WARNING)
             except services.VodError as exc:
-                self.message_user(request, f"{video.vod_id}: refresh failed ({exc.code}: "
+                self.message_user(request, f"{label}: refresh failed ({exc.code}: "
                                            f"{exc.message})", messages.ERROR)
             else:
                 expiry = issued.credential.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-                self.message_user(request, f"{video.vod_id}: new upload credential issued, "
+                self.message_user(request, f"{label}: new upload credential issued, "
                                            f"valid until {expiry}", messages.SUCCESS)
 
 

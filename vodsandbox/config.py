@@ -1,0 +1,94 @@
+"""The sandbox's configuration: one frozen dataclass, a few fields tunable at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
+
+# Well-known development keys: what `python -m vodsandbox` and `make run` use when nothing
+# else is given. They protect nothing; they only make the SDK sign as it would for VOD.
+DEV_ACCESS_KEY_ID = "LTAI5tSandboxDevKeyId0001"
+DEV_ACCESS_KEY_SECRET = "sandbox-dev-secret-change-me"
+
+# VOD's documented validity of a video upload credential, in seconds.
+DEFAULT_CREDENTIAL_TTL = 3000
+# The OpenAPI gateway accepts a request date up to 15 minutes away from its own clock.
+DEFAULT_MAX_CLOCK_SKEW = 900
+
+# Fields a running sandbox may change (Sandbox.configure, POST /_sandbox/config). The keys,
+# host and port are fixed for the life of the server.
+TUNABLE_FIELDS = frozenset({
+    "region_id", "credential_ttl", "max_clock_skew", "callback_url", "callback_auth_key",
+    "qps_limit", "template_group_ids", "storage_locations", "timeout_hold_seconds", "latency",
+})
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How a sandbox behaves.
+
+    access_key_id / access_key_secret: the one AccessKey pair the sandbox knows; requests
+        signed with anything else are refused as VOD refuses them.
+    host / port: where to listen; port 0 picks a free port. Only loopback addresses are
+        accepted unless allow_remote is set, because the control endpoints carry no auth.
+    region_id: reported in HostId, StorageLocation and UploadAuth.
+    credential_ttl: seconds an issued STS upload credential stays valid.
+    max_clock_skew: seconds a request's x-acs-date / Timestamp may differ from now.
+    callback_url / callback_auth_key: event notifications (used by a later issue).
+    qps_limit: answer Throttling past this many calls per second per action (None: no limit).
+    template_group_ids / storage_locations: the ids VOD "knows"; empty means any id is known.
+    timeout_hold_seconds: how long a `timeout` fault holds a connection before closing it.
+    latency: seconds added before every VOD answer.
+    faults: faults in force from the start and again after every reset(), each a dict of
+        Faults.add keyword arguments (what the CLI's --fault gives).
+    """
+
+    access_key_id: str = DEV_ACCESS_KEY_ID
+    access_key_secret: str = field(default=DEV_ACCESS_KEY_SECRET, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 0
+    region_id: str = "cn-shanghai"
+    credential_ttl: int = DEFAULT_CREDENTIAL_TTL
+    max_clock_skew: int = DEFAULT_MAX_CLOCK_SKEW
+    callback_url: str | None = None
+    callback_auth_key: str | None = field(default=None, repr=False)
+    qps_limit: int | None = None
+    template_group_ids: frozenset[str] = frozenset()
+    storage_locations: frozenset[str] = frozenset()
+    timeout_hold_seconds: float = 30.0
+    latency: float = 0.0
+    faults: tuple[dict, ...] = ()
+    allow_remote: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.access_key_id or not self.access_key_secret:
+            raise ValueError("SandboxConfig needs an access_key_id and an access_key_secret")
+        if not self.allow_remote and not _is_loopback(self.host):
+            raise ValueError(f"host {self.host!r} is not a loopback address; the sandbox's "
+                             "control endpoints are unauthenticated (set allow_remote=True "
+                             "to bind elsewhere on purpose)")
+        if self.qps_limit is not None and self.qps_limit < 1:
+            raise ValueError("qps_limit must be at least 1 (or None for no limit)")
+        if self.latency < 0 or self.timeout_hold_seconds < 0:
+            raise ValueError("latency and timeout_hold_seconds must not be negative")
+        object.__setattr__(self, "faults", tuple(dict(f) for f in self.faults))
+        # Accept any iterable for the id sets but keep them immutable and hashable.
+        object.__setattr__(self, "template_group_ids", frozenset(self.template_group_ids))
+        object.__setattr__(self, "storage_locations", frozenset(self.storage_locations))
+
+    def replace(self, **changes) -> SandboxConfig:
+        """A copy with some tunable fields changed; refuses the fixed ones."""
+        fixed = set(changes) - TUNABLE_FIELDS
+        if fixed:
+            raise ValueError(f"cannot change {', '.join(sorted(fixed))} on a running sandbox")
+        return dataclasses.replace(self, **changes)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
