@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 
-.PHONY: install browser run test test-postgres check clean
+.PHONY: install browser run serve test test-postgres check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ run: install
 
 browser:
 	./scripts/ensure-chromium.sh
+
+## Production-style: collect static files, migrate, serve with gunicorn (gunicorn.conf.py).
+serve: install
+	$(BIN)/python manage.py collectstatic --no-input -v 0
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/gunicorn vodportal.wsgi:application -c gunicorn.conf.py
 
 ## The whole test suite (SQLite).
 test: install browser

@@ -15,7 +15,20 @@ os.environ["VOD_SANDBOX"] = "true"
 # The sandbox answers in microseconds; a short read timeout keeps timeout tests quick.
 os.environ.setdefault("VOD_READ_TIMEOUT_MS", "2000")
 os.environ.setdefault("VOD_RETRY_BACKOFF_MS", "10")
+# The outbound limiter has its own tests; elsewhere it must never make a test wait.
+os.environ.setdefault("VOD_QPS_LIMIT", "100000")
 
 from vodportal.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests serve static files from the apps (no collectstatic manifest).
+STORAGES = {**STORAGES, "staticfiles": {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+# Generous rates: throttling has its own tests, which set the rates they need.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {  # noqa: F405
+    "credentials": "10000/minute", "refresh": "10000/minute"}}
+LOG_FORMAT = "plain"
+LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -42,11 +42,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "uploads",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "uploads.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -105,6 +108,39 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves collected, hashed, compressed static files (`collectstatic` on deploy).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if not DEBUG else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Cache: shared by every process when REDIS_URL is set (throttles, VOD QPS limiter) ---
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL, "KEY_PREFIX": "vodportal",
+                          "TIMEOUT": 300}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- HTTPS behind a proxy ----------------------------------------------------------------
+SECURE = not DEBUG
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=SECURE)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    # Only when the proxy always sets (and overwrites) X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies append to X-Forwarded-For in front of us (client address for the audit
+# trail and the throttles); 0 trusts only REMOTE_ADDR.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
 LOGIN_URL = "/admin/login/"
 
@@ -120,6 +156,26 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "uploads.api.schema.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        # Per user, shared by every process through the cache (Redis in production).
+        "credentials": env.str("API_CREDENTIAL_RATE", default="60/minute"),
+        "refresh": env.str("API_REFRESH_RATE", default="60/minute"),
+    },
+    "NUM_PROXIES": NUM_PROXIES,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vodportal API",
+    "DESCRIPTION": "Upload URLs and credentials for ApsaraVideo VOD, and the records of "
+                   "every media id issued.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
@@ -131,6 +187,13 @@ VOD_ENDPOINT = env.str("VOD_ENDPOINT", default="")
 VOD_PROTOCOL = env.str("VOD_PROTOCOL", default="https")
 VOD_CONNECT_TIMEOUT_MS = env.int("VOD_CONNECT_TIMEOUT_MS", default=3000)
 VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
+# Our own ceiling on VOD calls per second per operation, shared by every process through
+# Redis (REDIS_URL), kept under the account's QPS limit (80/s in most regions, 40/s in some).
+VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)
+# The share of that limit we use: the rest absorbs clock jitter at the window's edge.
+VOD_QPS_HEADROOM = env.float("VOD_QPS_HEADROOM", default=0.9)
+# How long a call may wait for a free slot before answering 429 itself.
+VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=500)
 # Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a
 # repeat cannot create a second media. 1 turns retries off.
 VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)
@@ -163,12 +226,20 @@ REST_KNOX = {
 # Key for the audit chain's HMAC; lives outside the database.
 AUDIT_KEY = env.str("AUDIT_KEY", default="")
 
-# --- Logging: never the SDK's debug output (it can carry signed URLs) ------------------
+# --- Logging: JSON lines with the request id; never the SDK's debug output -------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "uploads.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

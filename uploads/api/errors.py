@@ -18,6 +18,22 @@ from ..services import InvalidState
 
 logger = logging.getLogger("uploads.api")
 
+# What each error status means, for the OpenAPI description.
+ERROR_STATUSES = {
+    400: "Invalid input (the body names each field) or VOD refused the input.",
+    401: "Not authenticated: send `Authorization: Token <token>` or log in.",
+    403: "Not allowed (for sessions: the CSRF token is missing or wrong).",
+    404: "No such upload for you (another user's id answers the same).",
+    405: "Method not allowed.",
+    409: "The upload is in a state where this makes no sense.",
+    415: "Send application/json.",
+    429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
+    500: "Unexpected error (it is logged with the request id).",
+    502: "VOD answered something unreadable.",
+    503: "VOD is unavailable or vodportal is misconfigured; see Retry-After when present.",
+    504: "VOD did not answer in time.",
+}
+
 # (HTTP status, our stable code, what a client is told)
 _VOD_ERRORS = {
     services.VodInvalidInput: (400, "vod_rejected_input", "VOD refused the request: {message}"),

@@ -1,5 +1,7 @@
 """Request validation (VOD's limits, before VOD is called) and response shapes."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import validation
@@ -222,10 +224,49 @@ class UploadCredentialSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(source="credential.expires_at")
 
 
-def credential_response(record_serializer_class, issued) -> dict:
-    """The answer to a create or refresh: the record plus what the client uploads with."""
-    body = dict(record_serializer_class(issued.upload).data)
-    body["upload_address"] = issued.credential.upload_address
-    body["upload_auth"] = issued.credential.upload_auth
-    body["upload"] = UploadCredentialSerializer(issued.credential).data
-    return body
+class _IssuedFields(serializers.Serializer):
+    """What a create or refresh adds to the record; the credential comes in the context."""
+
+    upload_address = serializers.SerializerMethodField(
+        help_text="VOD's UploadAddress exactly as returned (base64 JSON), for the official "
+                  "upload SDKs.")
+    upload_auth = serializers.SerializerMethodField(
+        help_text="VOD's UploadAuth exactly as returned (base64 JSON). Secret: never log it.")
+    upload = serializers.SerializerMethodField(
+        help_text="The same, decoded, for any OSS client (STS credentials).")
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_upload_address(self, upload) -> str:
+        return self.context["credential"].upload_address
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_upload_auth(self, upload) -> str:
+        return self.context["credential"].upload_auth
+
+    @extend_schema_field(UploadCredentialSerializer)
+    def get_upload(self, upload) -> dict:
+        return UploadCredentialSerializer(self.context["credential"]).data
+
+
+_ISSUED = ("upload_address", "upload_auth", "upload")
+
+
+class VideoIssuedSerializer(_IssuedFields, VideoUploadSerializer):
+    """A video record with its new upload credential."""
+
+    class Meta(VideoUploadSerializer.Meta):
+        fields = (*VideoUploadSerializer.Meta.fields, *_ISSUED)
+
+
+class ImageIssuedSerializer(_IssuedFields, ImageUploadSerializer):
+    """An image record with its upload credential."""
+
+    class Meta(ImageUploadSerializer.Meta):
+        fields = (*ImageUploadSerializer.Meta.fields, *_ISSUED)
+
+
+class AttachedMediaIssuedSerializer(_IssuedFields, AttachedMediaUploadSerializer):
+    """An attached media record with its upload credential."""
+
+    class Meta(AttachedMediaUploadSerializer.Meta):
+        fields = (*AttachedMediaUploadSerializer.Meta.fields, *_ISSUED)

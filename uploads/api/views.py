@@ -1,5 +1,6 @@
 """API viewsets: authenticate, validate, call a service, shape the answer. Nothing more."""
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -12,6 +13,7 @@ from ..audit import RequestContext
 from ..middleware import client_ip
 from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 from . import serializers
+from .throttles import CredentialIssueThrottle, CredentialRefreshThrottle
 
 # VOD ids are 32 hex characters; accept VOD's alphabet and nothing else in the URL.
 VOD_ID_PATTERN = r"[0-9A-Za-z_-]{1,64}"
@@ -39,6 +41,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
 
     model = None
     record_serializer_class = None
+    issued_serializer_class = None
     create_serializer_class = None
     lookup_field = "vod_id"
     lookup_value_regex = VOD_ID_PATTERN
@@ -54,10 +57,34 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
             uploads = uploads.filter(status=wanted_status)
         return uploads
 
+    @property
+    def error_statuses(self):
+        """The statuses this action can answer with the error shape (for the schema)."""
+        if self.action == "list":
+            return (401, 403, 404, 500)  # 404: an invalid paging cursor
+        if self.action == "retrieve":
+            return (401, 403, 404, 500)
+        if self.action == "destroy":
+            return (401, 403, 404, 429, 500, 502, 503, 504)
+        return (400, 401, 403, 404, 409, 429, 500, 502, 503, 504)
+
+    def get_throttles(self):
+        if self.action == "create":
+            return [CredentialIssueThrottle()]
+        if self.action == "refresh":
+            return [CredentialRefreshThrottle()]
+        return []
+
     def get_serializer_class(self):
         if self.action == "create":
             return self.create_serializer_class
         return self.record_serializer_class
+
+    def issued_response(self, issued: services.Issued, status_code: int) -> Response:
+        """The record with its credential; never cached by a browser or proxy."""
+        body = self.issued_serializer_class(issued.upload,
+                                            context={"credential": issued.credential}).data
+        return Response(body, status=status_code, headers=NO_STORE)
 
     def issue(self, **validated) -> services.Issued:
         """Call the kind's issuing service."""
@@ -68,8 +95,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         incoming.is_valid(raise_exception=True)
         issued = self.issue(owner=request.user, context=request_context(request),
                             **incoming.validated_data)
-        body = serializers.credential_response(self.record_serializer_class, issued)
-        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return self.issued_response(issued, status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
         """Cancel: delete the media in VOD, keep the record as `cancelled`."""
@@ -78,23 +104,31 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         return Response(self.record_serializer_class(cancelled).data)
 
 
+@extend_schema_view(
+    create=extend_schema(request=serializers.VideoCreateSerializer,
+                         responses={201: serializers.VideoIssuedSerializer}),
+    destroy=extend_schema(responses={200: serializers.VideoUploadSerializer},
+                          description="Cancel: delete the media in VOD; the record stays, "
+                                      "`cancelled`."),
+)
 class VideoViewSet(UploadViewSet):
     """Videos and audio: CreateUploadVideo, RefreshUploadVideo."""
 
     model = VideoUpload
     record_serializer_class = serializers.VideoUploadSerializer
+    issued_serializer_class = serializers.VideoIssuedSerializer
     create_serializer_class = serializers.VideoCreateSerializer
     lookup_url_kwarg = "video_id"
 
     def issue(self, **validated) -> services.Issued:
         return services.video_issue(**validated)
 
+    @extend_schema(request=None, responses={200: serializers.VideoIssuedSerializer})
     @action(detail=True, methods=["post"])
     def refresh(self, request, *args, **kwargs):
         """A fresh credential for the same upload address (the old one expired or failed)."""
         issued = services.video_refresh(video=self.get_object(), context=request_context(request))
-        body = serializers.credential_response(self.record_serializer_class, issued)
-        return Response(body, headers=NO_STORE)
+        return self.issued_response(issued, status.HTTP_200_OK)
 
     def get_serializer_class(self):
         if self.action == "refresh":
@@ -102,11 +136,19 @@ class VideoViewSet(UploadViewSet):
         return super().get_serializer_class()
 
 
+@extend_schema_view(
+    create=extend_schema(request=serializers.ImageCreateSerializer,
+                         responses={201: serializers.ImageIssuedSerializer}),
+    destroy=extend_schema(responses={200: serializers.ImageUploadSerializer},
+                          description="Cancel: delete the media in VOD; the record stays, "
+                                      "`cancelled`."),
+)
 class ImageViewSet(UploadViewSet):
     """Images: CreateUploadImage."""
 
     model = ImageUpload
     record_serializer_class = serializers.ImageUploadSerializer
+    issued_serializer_class = serializers.ImageIssuedSerializer
     create_serializer_class = serializers.ImageCreateSerializer
     lookup_url_kwarg = "image_id"
 
@@ -114,11 +156,19 @@ class ImageViewSet(UploadViewSet):
         return services.image_issue(**validated)
 
 
+@extend_schema_view(
+    create=extend_schema(request=serializers.AttachedMediaCreateSerializer,
+                         responses={201: serializers.AttachedMediaIssuedSerializer}),
+    destroy=extend_schema(responses={200: serializers.AttachedMediaUploadSerializer},
+                          description="Cancel: delete the media in VOD; the record stays, "
+                                      "`cancelled`."),
+)
 class AttachedMediaViewSet(UploadViewSet):
     """Watermarks, subtitles and materials: CreateUploadAttachedMedia."""
 
     model = AttachedMediaUpload
     record_serializer_class = serializers.AttachedMediaUploadSerializer
+    issued_serializer_class = serializers.AttachedMediaIssuedSerializer
     create_serializer_class = serializers.AttachedMediaCreateSerializer
     lookup_url_kwarg = "media_id"
 
@@ -129,10 +179,18 @@ class AttachedMediaViewSet(UploadViewSet):
 class VodEventView(APIView):
     """VOD's event notifications. Authenticated by VOD's callback signature, not a user."""
 
+    error_statuses = (400, 403, 500)
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = []  # the raw body is what gets stored and fingerprinted
 
+    @extend_schema(
+        request={"application/json": {"type": "object", "additionalProperties": True}},
+        responses={200: {"type": "object", "properties": {
+            "code": {"type": "string", "enum": ["accepted", "duplicate"]},
+            "request_id": {"type": "string"}}, "required": ["code", "request_id"]}},
+        description="VOD's HTTP event notification, signed with X-VOD-TIMESTAMP and "
+                    "X-VOD-SIGNATURE = md5hex(CallbackURL|timestamp|AuthKey).")
     def post(self, request, *args, **kwargs):
         answer = callbacks.receive(body=request.body,
                                    timestamp=request.headers.get("X-VOD-TIMESTAMP", ""),

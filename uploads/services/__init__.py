@@ -7,6 +7,7 @@ failures are re-exported here.
 
 from ..vod import (
     VodBadResponse,
+    credentials_resolvable,
     VodError,
     VodInvalidInput,
     VodNotConfigured,
@@ -40,6 +41,7 @@ __all__ = [
     "VodTimeout",
     "VodUnavailable",
     "attached_media_issue",
+    "credentials_resolvable",
     "image_issue",
     "upload_cancel",
     "uploads_sync",

@@ -18,6 +18,7 @@ from alibabacloud_vod20170321.client import Client
 from darabonba.runtime import RuntimeOptions
 from django.conf import settings
 
+from . import limiter
 from .types import (
     VodBadResponse,
     VodDuplicateReference,
@@ -208,6 +209,7 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
     """
     attempts = max(1, settings.VOD_MAX_ATTEMPTS)
     for attempt in range(1, attempts + 1):
+        limiter.acquire(operation)
         started = time.perf_counter()
         try:
             result = send(get_client())

@@ -1,0 +1,26 @@
+"""gunicorn settings for production-style runs (`make serve`), all overridable from the
+environment. Threads suit the work: most of a request's time is waiting on VOD."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# VOD's SDK timeouts (connect 3 s + read 10 s by default) must end before the worker's.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+# On SIGTERM, workers finish the requests they hold for up to this long (graceful shutdown).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
+keepalive = 5
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
+max_requests_jitter = 1000
+# Only the proxy in front may tell us the client's scheme and address.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# The worker pid and our request id on every line; never the Authorization header.
+access_log_format = ('%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s '
+                     'request_id=%({x-request-id}o)s')
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

@@ -1,0 +1,36 @@
+"""/healthz and /readyz: fast, unauthenticated, and they never call VOD."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_is_alive(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_readyz_checks_database_cache_and_credentials_without_calling_vod(client, sandbox):
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"database", "cache", "vod_credentials"}
+    assert sandbox.calls == []
+
+
+def test_readyz_names_a_broken_cache(client, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["cache"]
+    assert "Error" not in response.content.decode()  # details are logged, not shown
+
+
+def test_readyz_names_missing_vod_credentials(client, settings):
+    settings.VOD_SANDBOX_ACCESS_KEY_SECRET = ""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["vod_credentials"]

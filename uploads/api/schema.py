@@ -1,0 +1,51 @@
+"""OpenAPI: every operation documents the one error shape under each status it can answer."""
+
+from drf_spectacular import openapi
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+
+from .errors import ERROR_STATUSES
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error answer."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable: invalid_input, "
+                                           "not_found, vod_throttled, ...")
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+    request_id = serializers.CharField(help_text="Also in the X-Request-ID header.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Per-field messages (invalid_input only).")
+    vod_code = serializers.CharField(required=False, help_text="VOD's error code.")
+    vod_request_id = serializers.CharField(required=False, help_text="VOD's RequestId.")
+    status = serializers.CharField(required=False, help_text="The upload's status "
+                                                             "(invalid_state only).")
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, plus our error responses and the X-Request-ID header."""
+
+    def _error_statuses(self) -> list[int]:
+        view = self.view
+        statuses = list(getattr(view, "error_statuses", ()))
+        if not statuses:
+            statuses = [400, 401, 403, 404, 429, 500] if self.method == "POST" else [401, 403,
+                                                                                     404, 500]
+        return sorted(set(statuses))
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for status_code in self._error_statuses():
+            key = str(status_code)
+            if key not in responses:
+                responses[key] = self._get_response_for_code(ErrorSerializer, key,
+                                                             direction=direction)
+                responses[key]["description"] = ERROR_STATUSES.get(status_code, "Error")
+        return responses
+
+    def get_override_parameters(self):
+        return [*super().get_override_parameters(),
+                OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False,
+                                 description="Your id for this request (1-64 of "
+                                             "A-Z a-z 0-9 . _ : -); echoed back.")]
