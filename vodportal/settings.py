@@ -187,11 +187,9 @@ VOD_ENDPOINT = env.str("VOD_ENDPOINT", default="")
 VOD_PROTOCOL = env.str("VOD_PROTOCOL", default="https")
 VOD_CONNECT_TIMEOUT_MS = env.int("VOD_CONNECT_TIMEOUT_MS", default=3000)
 VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
-# Our own ceiling on VOD calls per second per operation, shared by every process through
-# Redis (REDIS_URL), kept under the account's QPS limit (80/s in most regions, 40/s in some).
+# The account's VOD QPS limit per operation (80/s in most regions, 40/s in some): vodportal
+# keeps its own calls under it, across every process through Redis (REDIS_URL).
 VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)
-# The share of that limit we use: the rest absorbs clock jitter at the window's edge.
-VOD_QPS_HEADROOM = env.float("VOD_QPS_HEADROOM", default=0.9)
 # How long a call may wait for a free slot before answering 429 itself.
 VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=500)
 # Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a

@@ -209,12 +209,12 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
     """
     attempts = max(1, settings.VOD_MAX_ATTEMPTS)
     for attempt in range(1, attempts + 1):
-        limiter.acquire(operation)
         started = time.perf_counter()
         try:
-            result = send(get_client())
+            with limiter.vod_call_slot(operation):
+                result = send(get_client())
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated below
-            error = _translate(exc, operation)
+            error = exc if isinstance(exc, VodError) else _translate(exc, operation)
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.warning("vod %s failed: code=%s status=%s request_id=%s attempt=%d ms=%.1f",
                            operation, error.code, error.http_status, error.request_id, attempt,

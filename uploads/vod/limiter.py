@@ -2,57 +2,143 @@
 
 VOD answers `Throttling` once the account passes its QPS limit (80/s per API in most
 regions, 40/s in some). A portal serving many users must stay under it rather than pass
-VOD's refusal on, so each call first takes a slot in a moving one-second window per
-operation. Near the limit a call waits briefly for a slot; past `VOD_QPS_MAX_WAIT_MS` it
-is refused with our own throttled error (429 + Retry-After), and VOD is never asked.
+VOD's refusal on, so each call first takes a slot per operation; near the limit it waits
+briefly; past `VOD_QPS_MAX_WAIT_MS` it is refused with our own throttled error (429 +
+Retry-After) and VOD is never asked.
 
-The window admits `VOD_QPS_LIMIT × VOD_QPS_HEADROOM` calls: the headroom absorbs the
-jitter between our clock and VOD's arrival times at the window's edge.
+Why not an ordinary rate limiter: it counts a call when it is admitted, but under load the
+request can reach VOD hundreds of milliseconds later, so arrivals bunch at the window's edge
+and VOD sees more than its limit. Here a call holds its slot from admission until one second
+after its answer came back (the latest moment VOD can have received it). Then no one-second
+span of VOD's arrivals can hold more than the limit, however late requests travel. The cost
+is throughput: about limit / (1 s + call latency).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
 import time
+import uuid
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator
 
+import redis
 from django.conf import settings
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from .types import VodThrottled
 
-NAMESPACE = "vodportal-vod-qps"
+KEY_PREFIX = "vodportal:vod-qps:"
+# A call's slot is provisionally held this long past admission (longer than any call can
+# take), so a process that dies mid-call frees its slots by itself.
+_PROVISIONAL_HOLD = 120.0
+
+# Atomic admission, on Redis's own clock (app servers' clocks may disagree).
+# KEYS[1] window; ARGV: limit, call id, provisional hold seconds, key ttl ms.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + 1 - now)
+"""
+# The call answered: its slot now ends one second after this moment.
+_RELEASE = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+return 1
+"""
+
+
+class _RedisWindow:
+    """The shared window: one sorted set per operation, scored by when a slot frees."""
+
+    def __init__(self, url: str):
+        self._client = redis.Redis.from_url(url)
+        self._acquire = self._client.register_script(_ACQUIRE)
+        self._release = self._client.register_script(_RELEASE)
+
+    def try_acquire(self, operation: str, limit: int, call_id: str) -> float:
+        """0 when admitted, else seconds until the next slot may free."""
+        answer = self._acquire(keys=[KEY_PREFIX + operation],
+                               args=[limit, call_id, _PROVISIONAL_HOLD,
+                                     int((_PROVISIONAL_HOLD + 2) * 1000)])
+        return float(answer)
+
+    def release(self, operation: str, call_id: str) -> None:
+        self._release(keys=[KEY_PREFIX + operation], args=[call_id])
+
+    def clear(self) -> None:
+        for key in self._client.scan_iter(match=KEY_PREFIX + "*"):
+            self._client.delete(key)
+
+
+class _LocalWindow:
+    """The same rule inside one process (no REDIS_URL: development and tests)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._slots: dict[str, dict[str, float]] = {}
+
+    def try_acquire(self, operation: str, limit: int, call_id: str) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slots = self._slots.setdefault(operation, {})
+            for held, frees_at in list(slots.items()):
+                if frees_at <= now - 1:
+                    del slots[held]
+            if len(slots) < limit:
+                slots[call_id] = now + _PROVISIONAL_HOLD
+                return 0.0
+            return min(slots.values()) + 1 - now
+
+    def release(self, operation: str, call_id: str) -> None:
+        with self._lock:
+            slots = self._slots.get(operation, {})
+            if call_id in slots:
+                slots[call_id] = time.monotonic()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots.clear()
 
 
 @lru_cache(maxsize=4)
-def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    """One limiter per storage: Redis when configured (shared), else this process only."""
-    storage = storage_from_string(redis_url) if redis_url else MemoryStorage()
-    return MovingWindowRateLimiter(storage)
+def _window(redis_url: str):
+    return _RedisWindow(redis_url) if redis_url else _LocalWindow()
 
 
-def _item() -> RateLimitItemPerSecond | None:
-    allowed = math.floor(settings.VOD_QPS_LIMIT * settings.VOD_QPS_HEADROOM)
-    return RateLimitItemPerSecond(allowed) if allowed > 0 else None
+def clear() -> None:
+    """Forget every held slot (tests; an operator after changing VOD_QPS_LIMIT)."""
+    _window(settings.REDIS_URL).clear()
 
 
-def acquire(operation: str) -> None:
-    """Take a slot for one `operation` call, waiting up to VOD_QPS_MAX_WAIT_MS for it."""
-    item = _item()
-    if item is None:
-        return  # limit switched off (VOD_QPS_LIMIT=0)
-    limiter = _limiter(settings.REDIS_URL)
+@contextmanager
+def vod_call_slot(operation: str) -> Iterator[None]:
+    """Hold a slot for one `operation` call; wait up to VOD_QPS_MAX_WAIT_MS to get one."""
+    limit = settings.VOD_QPS_LIMIT
+    if limit <= 0:
+        yield  # limit switched off
+        return
+    window = _window(settings.REDIS_URL)
+    call_id = uuid.uuid4().hex
     deadline = time.monotonic() + settings.VOD_QPS_MAX_WAIT_MS / 1000
-    while not limiter.hit(item, NAMESPACE, operation):
-        reset_at = limiter.get_window_stats(item, NAMESPACE, operation).reset_time
-        wait = max(reset_at - time.time(), 0.001)
+    while (wait := window.try_acquire(operation, limit, call_id)) > 0:
         if time.monotonic() + wait > deadline:
             raise VodThrottled(
                 "vodportal is holding VOD calls under the account's QPS limit.",
                 code="QpsLimitReached", retry_after=max(1, math.ceil(wait)),
                 operation=operation)
         # A little spread so waiting processes do not all retry at the same instant.
-        time.sleep(wait + random.uniform(0, 0.005))
+        time.sleep(min(wait, 0.05) + random.uniform(0, 0.005))
+    try:
+        yield
+    finally:
+        window.release(operation, call_id)
