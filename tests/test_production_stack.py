@@ -9,28 +9,17 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+from tests.stack import fresh_database_url, start_portal
 
-ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("STACK_REDIS_URL", "redis://127.0.0.1:6379/9")
 VIDEO = {"title": "Stack clip", "file_name": "clip.mp4"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def redis_or_skip():
@@ -45,84 +34,25 @@ def redis_or_skip():
         pytest.skip(f"Redis is not running at {REDIS_URL}")
 
 
-def stack_database_url(tmp_path_factory) -> str:
-    """A database of its own: PostgreSQL when the suite runs on it, else a SQLite file."""
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
-
-        name = "vodportal_stack"
-        admin_url = url.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            connection.execute(f"CREATE DATABASE {name}")
-        return url.rsplit("/", 1)[0] + f"/{name}"
-    return f"sqlite:///{tmp_path_factory.mktemp('stack') / 'stack.sqlite3'}"
-
-
 @pytest.fixture(scope="module")
 def stack(sandbox_server, tmp_path_factory):
-    """A running gunicorn with two workers; yields its URL, env, tokens and access log."""
+    """A running gunicorn with two workers sharing Redis."""
     redis_or_skip()
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("gunicorn") / "access.log"
-    env = {
-        **{key: value for key, value in os.environ.items()
-           if not key.startswith(("DJANGO_", "VOD_", "PYTEST", "ALIBABA_CLOUD_ACCESS"))},
-        "DJANGO_SETTINGS_MODULE": "vodportal.settings",
-        "DJANGO_SECRET_KEY": "stack-test-secret-" + uuid.uuid4().hex,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "AUDIT_KEY": "stack-test-audit-key",
-        "DATABASE_URL": stack_database_url(tmp_path_factory),
-        "REDIS_URL": REDIS_URL,
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-        "VOD_SANDBOX": "true",
-        "VOD_ENDPOINT": sandbox_server.endpoint,
-        "VOD_PROTOCOL": "http",
-        "VOD_SANDBOX_ACCESS_KEY_ID": SANDBOX_ACCESS_KEY_ID,
-        "VOD_SANDBOX_ACCESS_KEY_SECRET": SANDBOX_ACCESS_KEY_SECRET,
-        "VOD_QPS_LIMIT": "10",
-        "VOD_QPS_MAX_WAIT_MS": "300",
-        "API_CREDENTIAL_RATE": "5/minute",
-        "API_REFRESH_RATE": "1000/minute",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "8",
-        "GUNICORN_GRACEFUL_TIMEOUT": "10",
-        "GUNICORN_ACCESSLOG": str(log_path),
-        "LOG_LEVEL": "WARNING",
-    }
-    python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT,
-                   env=env, check=True, timeout=120)
-    # One user per purpose: the credential rate (5/minute) is per user.
-    names = ["smoke", "limited", "sigterm", *(f"crowd{index}" for index in range(20))]
-    code = ("import json; from knox.models import AuthToken; "
-            "from django.contrib.auth.models import User; "
-            f"print(json.dumps({{name: AuthToken.objects.create(User.objects.create("
-            f"username=name))[1] for name in {names!r}}}))")
-    tokens = json.loads(subprocess.run([python, "manage.py", "shell", "-v", "0", "-c", code],
-                                       cwd=ROOT, env=env, check=True, capture_output=True,
-                                       text=True, timeout=60).stdout)
-    server = subprocess.Popen([str(Path(python).parent / "gunicorn"), "vodportal.wsgi:application",
-                               "-c", "gunicorn.conf.py"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # still starting: workers import the application on their first request
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail(f"gunicorn did not start: {server.stderr.read()[-2000:]}")
-        time.sleep(0.2)
-    yield {"url": url, "server": server, "tokens": tokens, "log": log_path}
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    workdir = tmp_path_factory.mktemp("stack")
+    portal = start_portal(
+        sandbox_endpoint=sandbox_server.endpoint, access_key_id=SANDBOX_ACCESS_KEY_ID,
+        access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+        database_url=fresh_database_url(os.environ.get("DATABASE_URL", ""),
+                                        "vodportal_stack", workdir),
+        workdir=workdir,
+        # One user per purpose: the credential rate (5/minute) is per user.
+        users=["smoke", "limited", "sigterm", *(f"crowd{index}" for index in range(20))],
+        extra_env={"REDIS_URL": REDIS_URL, "VOD_QPS_LIMIT": "10",
+                   "VOD_QPS_MAX_WAIT_MS": "300", "API_CREDENTIAL_RATE": "5/minute",
+                   "API_REFRESH_RATE": "1000/minute"})
+    yield {"url": portal.url, "server": portal.process, "tokens": portal.tokens,
+           "log": portal.access_log}
+    portal.stop()
 
 
 @pytest.fixture(autouse=True)

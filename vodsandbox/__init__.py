@@ -1,7 +1,9 @@
 """vodsandbox: a local stand-in for Alibaba Cloud ApsaraVideo VOD's OpenAPI, on loopback.
 
 The real SDK (alibabacloud-vod20170321) runs unchanged against it: signatures (V3 and V1) are
-checked, the operations answer with VOD's shapes and errors, and faults can be injected.
+checked, the operations answer with VOD's shapes and errors, and faults can be injected. It
+also serves the OSS bucket its upload credentials point at (oss2 uploads to it, STS
+credentials checked) and sends VOD's signed event notifications after an upload.
 Standard library only. See README.md.
 """
 

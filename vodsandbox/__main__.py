@@ -2,7 +2,8 @@
 
     python -m vodsandbox --host 127.0.0.1 --port 8765 \\
         --access-key-id X --access-key-secret Y \\
-        [--latency-ms N] [--fault ACTION:CODE:RATE ...] [--qps-limit N]
+        [--latency-ms N] [--fault ACTION:CODE:RATE ...] [--qps-limit N] \\
+        [--callback-url URL] [--callback-auth-key KEY] [--transcode-delay SECONDS]
 
 Keys default to $VODSANDBOX_ACCESS_KEY_ID / $VODSANDBOX_ACCESS_KEY_SECRET, else the well-known
 development pair. One line with the URL is printed once it listens.
@@ -17,7 +18,12 @@ import signal
 import sys
 import threading
 
-from .config import DEV_ACCESS_KEY_ID, DEV_ACCESS_KEY_SECRET, SandboxConfig
+from .config import (
+    DEFAULT_TRANSCODE_DELAY,
+    DEV_ACCESS_KEY_ID,
+    DEV_ACCESS_KEY_SECRET,
+    SandboxConfig,
+)
 from .sandbox import Sandbox
 
 
@@ -53,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="ACTION:CODE:RATE", help="inject an error (repeatable)")
     parser.add_argument("--qps-limit", type=int, default=None,
                         help="answer Throttling past N calls per second per action")
+    parser.add_argument("--callback-url", default=None,
+                        help="where event notifications go for media whose UserData names "
+                             "no MessageCallback")
+    parser.add_argument("--callback-auth-key",
+                        default=os.environ.get("VODSANDBOX_CALLBACK_AUTH_KEY"),
+                        help="sign notifications with this AuthKey (default "
+                             "$VODSANDBOX_CALLBACK_AUTH_KEY; none: unsigned)")
+    parser.add_argument("--transcode-delay", type=float, default=DEFAULT_TRANSCODE_DELAY,
+                        help="seconds from a video's upload to Normal/TranscodeComplete")
     parser.add_argument("--verbose", action="store_true", help="log every call")
     return parser
 
@@ -67,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                                access_key_secret=args.access_key_secret, host=args.host,
                                port=args.port, region_id=args.region_id,
                                qps_limit=args.qps_limit, latency=args.latency_ms / 1000,
-                               faults=tuple(args.fault))
+                               faults=tuple(args.fault), callback_url=args.callback_url,
+                               callback_auth_key=args.callback_auth_key or None,
+                               transcode_delay=args.transcode_delay)
     except ValueError as exc:
         print(f"vodsandbox: {exc}", file=sys.stderr)
         return 2

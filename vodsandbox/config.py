@@ -15,12 +15,16 @@ DEV_ACCESS_KEY_SECRET = "sandbox-dev-secret-change-me"
 DEFAULT_CREDENTIAL_TTL = 3000
 # The OpenAPI gateway accepts a request date up to 15 minutes away from its own clock.
 DEFAULT_MAX_CLOCK_SKEW = 900
+# Seconds between a video's upload and its (pretend) transcoding finishing: long enough for a
+# test to see UploadSucc, short enough that waiting for Normal stays cheap.
+DEFAULT_TRANSCODE_DELAY = 0.5
 
 # Fields a running sandbox may change (Sandbox.configure, POST /_sandbox/config). The keys,
 # host and port are fixed for the life of the server.
 TUNABLE_FIELDS = frozenset({
     "region_id", "credential_ttl", "max_clock_skew", "callback_url", "callback_auth_key",
     "qps_limit", "template_group_ids", "storage_locations", "timeout_hold_seconds", "latency",
+    "transcode_delay",
 })
 
 
@@ -35,11 +39,15 @@ class SandboxConfig:
     region_id: reported in HostId, StorageLocation and UploadAuth.
     credential_ttl: seconds an issued STS upload credential stays valid.
     max_clock_skew: seconds a request's x-acs-date / Timestamp may differ from now.
-    callback_url / callback_auth_key: event notifications (used by a later issue).
+    callback_url: where event notifications go for media whose UserData names no
+        MessageCallback.CallbackURL (None: nowhere).
+    callback_auth_key: the AuthKey notifications are signed with (X-VOD-TIMESTAMP,
+        X-VOD-SIGNATURE); None sends them unsigned.
     qps_limit: answer Throttling past this many calls per second per action (None: no limit).
     template_group_ids / storage_locations: the ids VOD "knows"; empty means any id is known.
     timeout_hold_seconds: how long a `timeout` fault holds a connection before closing it.
     latency: seconds added before every VOD answer.
+    transcode_delay: seconds after a video's upload before it turns Normal (TranscodeComplete).
     faults: faults in force from the start and again after every reset(), each a dict of
         Faults.add keyword arguments (what the CLI's --fault gives).
     """
@@ -58,6 +66,7 @@ class SandboxConfig:
     storage_locations: frozenset[str] = frozenset()
     timeout_hold_seconds: float = 30.0
     latency: float = 0.0
+    transcode_delay: float = DEFAULT_TRANSCODE_DELAY
     faults: tuple[dict, ...] = ()
     allow_remote: bool = False
 
@@ -70,8 +79,9 @@ class SandboxConfig:
                              "to bind elsewhere on purpose)")
         if self.qps_limit is not None and self.qps_limit < 1:
             raise ValueError("qps_limit must be at least 1 (or None for no limit)")
-        if self.latency < 0 or self.timeout_hold_seconds < 0:
-            raise ValueError("latency and timeout_hold_seconds must not be negative")
+        if self.latency < 0 or self.timeout_hold_seconds < 0 or self.transcode_delay < 0:
+            raise ValueError("latency, timeout_hold_seconds and transcode_delay must not be "
+                             "negative")
         object.__setattr__(self, "faults", tuple(dict(f) for f in self.faults))
         # Accept any iterable for the id sets but keep them immutable and hashable.
         object.__setattr__(self, "template_group_ids", frozenset(self.template_group_ids))

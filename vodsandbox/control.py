@@ -38,6 +38,10 @@ def handle(sandbox: Sandbox, request: Request) -> Response:
         return Response.json(200, sandbox.state())
     if route == "/calls" and method == "GET":
         return Response.json(200, {"calls": sandbox.calls})
+    if route == "/notifications" and method == "GET":
+        return Response.json(200, {"notifications": sandbox.notifications})
+    if route == "/oss" and method == "GET":
+        return Response.json(200, {"requests": sandbox.oss_requests})
     if route.startswith("/media/") and method == "GET":
         media = sandbox.store.snapshot(route[len("/media/"):])
         return Response.json(200, media) if media else _error(404, "no such media")
@@ -63,7 +67,8 @@ def handle(sandbox: Sandbox, request: Request) -> Response:
             return _configure(sandbox, payload)
         if method == "GET":
             return Response.json(200, {"config": sandbox.public_config()})
-    known = {"/state", "/calls", "/faults", "/reset", "/clock/advance", "/config"}
+    known = {"/state", "/calls", "/notifications", "/oss", "/faults", "/reset",
+             "/clock/advance", "/config"}
     if route in known or route.startswith("/media/"):
         return _error(405, f"{method} is not allowed on {PREFIX}{route}")
     return _error(404, f"no control endpoint {PREFIX}{route}")

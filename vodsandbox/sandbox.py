@@ -14,7 +14,10 @@ from .config import SandboxConfig
 from .errors import VodError, error_body, missing, new_request_id
 from .faults import Decision, Faults, QpsLimiter
 from .lookups import LOOKUP_ACTIONS
+from .notify import Notifier
 from .operations import UPLOAD_ACTIONS, Context
+from .oss import OssService, is_oss_request
+from .oss_errors import OssError
 from .server import HttpServer
 from .signatures import V1_COMMON_PARAMS, authenticate, signature_version
 from .state import Clock, Store
@@ -28,7 +31,9 @@ ACTIONS = {**UPLOAD_ACTIONS, **LOOKUP_ACTIONS}
 
 
 class Sandbox:
-    """A local ApsaraVideo VOD OpenAPI on loopback, for the real SDK to run against.
+    """A local ApsaraVideo VOD OpenAPI on loopback, for the real SDK to run against, with the
+    OSS bucket its upload credentials point at (`oss`) and VOD's event notifications
+    (`notifier`).
 
     >>> server = Sandbox(SandboxConfig(access_key_id="id", access_key_secret="secret")).start()
     >>> server.endpoint  # what alibabacloud_tea_openapi's Config(endpoint=...) takes
@@ -46,6 +51,9 @@ class Sandbox:
         self.bucket = f"outin-{uuid.uuid4().hex}"
         self._httpd: HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self.oss = OssService(self)
+        self.notifier = Notifier()
+        self.notifier.allow_remote = self._initial_config.allow_remote
         self._add_configured_faults()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -58,12 +66,14 @@ class Sandbox:
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name=f"vodsandbox-{self.port}", daemon=True)
+        self.notifier.thread_name = f"vodsandbox-{self.port}-notify"
         self._thread.start()
         logger.info("vodsandbox serving on %s", self.base_url)
         return self
 
     def stop(self) -> None:
-        """Stop serving, end open and held connections, and release the port."""
+        """Stop serving, end open and held connections, drop pending notifications (a try in
+        flight finishes first), and release the port."""
         if self._httpd is None:
             return
         self._release_held()
@@ -72,6 +82,7 @@ class Sandbox:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(5)
+        self.notifier.stop()
         self._httpd = None
         self._thread = None
 
@@ -82,9 +93,11 @@ class Sandbox:
         self.stop()
 
     def reset(self) -> None:
-        """Forget media, nonces, calls and added faults; back to real time and the initial config
-        (whose own faults come back)."""
+        """Forget media, nonces, calls, added faults, OSS objects and pending or recorded
+        notifications; back to real time and the initial config (whose own faults come back)."""
         self._release_held()
+        self.notifier.clear()
+        self.oss.clear()
         self.store.clear()
         self._qps.clear()
         self.clock.reset()
@@ -202,6 +215,37 @@ class Sandbox:
         """How many API calls were received, of one action when given."""
         return self.store.count_calls(action)
 
+    @property
+    def oss_requests(self) -> list[dict]:
+        """Every OSS request received, oldest first: {operation, method, key, status, code,
+        access_key_id, signature_version, request_id, time}."""
+        return self.oss.requests()
+
+    def get_object(self, object_key: str) -> bytes | None:
+        """The bytes stored under an object key on the OSS side, or None."""
+        try:
+            return self.oss.objects.get(object_key).data
+        except OssError:
+            return None
+
+    @property
+    def notifications(self) -> list[dict]:
+        """Every event notification attempt, oldest first: {url, event_type, media_id,
+        attempt, status, delivered, error, time, payload, headers}."""
+        return self.notifier.records()
+
+    def wait_for_notifications(self, count: int = 1, timeout: float = 5.0, *,
+                               event_type: str | None = None,
+                               delivered: bool | None = None) -> list[dict]:
+        """Wait until at least `count` attempts (of an event type / outcome, when given) are
+        recorded and return those; TimeoutError when they do not come in time."""
+        return self.notifier.wait_for(count, timeout, event_type=event_type,
+                                      delivered=delivered)
+
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no notification or transcoding is pending or in flight."""
+        return self.notifier.wait_until_idle(timeout)
+
     def state(self) -> dict:
         """Counts, media ids, faults and clock: what GET /_sandbox/state answers."""
         return {
@@ -212,6 +256,8 @@ class Sandbox:
             "images": self.store.media_ids("image"),
             "attached_media": self.store.media_ids("attached"),
             "faults": self.faults.list(),
+            "objects": self.oss.objects.keys(),
+            "notifications": len(self.notifier.records()),
             "clock": {"now": self.clock.now(), "offset": self.clock.offset},
             "config": self.public_config(),
         }
@@ -219,13 +265,12 @@ class Sandbox:
     # --- routing -------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        """Route one request: control endpoints, then VOD actions.
-
-        A later OSS side (path-style /<bucket>/<key>) is routed here too, before the final
-        404, by its own module.
-        """
+        """Route one request: control endpoints, then the OSS side (path-style
+        /<bucket>/<key> without a VOD Action), then VOD actions."""
         if control.is_control(request.path):
             return control.handle(self, request)
+        if is_oss_request(request, self.bucket):
+            return self.oss.handle(request)
         if request.header("x-acs-action") or "Action" in request.params or request.path == "/":
             return self._handle_vod(request)
         return Response.json(404, error_body("InvalidAction.NotFound", "Specified api is not "

@@ -18,9 +18,10 @@ from .wire import Request, Response
 
 logger = logging.getLogger("vodsandbox")
 
-# A request body above this is refused; VOD's RPC calls are small (the OSS side, later,
-# streams its own bodies).
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# A request body above this is refused. VOD's RPC calls are small; the OSS side holds each
+# PutObject/UploadPart body in memory, and tests upload parts of a few MB (oss2's default
+# part is 10 MB), so 64 MB leaves room without letting one request eat the machine.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 App = Callable[[Request], Response]
 

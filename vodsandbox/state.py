@@ -204,6 +204,13 @@ class Store:
                     return media, credential
             return None
 
+    def sts_token_known(self, security_token: str) -> bool:
+        """Whether some credential the sandbox issued carries this SecurityToken (the OSS
+        side tells a token of another credential from a made-up one)."""
+        with self._lock:
+            return any(credential.security_token == security_token
+                       for media in self._media.values() for credential in media.credentials)
+
     def delete(self, media_id: str, kind: str) -> bool:
         """Forget one media; a deleted video's ReferenceId becomes free again."""
         with self._lock:
