@@ -99,10 +99,12 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
     tokens = json.loads(subprocess.run([python, "manage.py", "shell", "-v", "0", "-c", code],
                                        cwd=ROOT, env=env, check=True, capture_output=True,
                                        text=True, timeout=60).stdout)
+    # A file, not a pipe: an undrained pipe fills up and blocks every worker's next log line.
+    error_log = workdir / "gunicorn.log"
     process = subprocess.Popen([str(Path(python).parent / "gunicorn"),
                                 "vodportal.wsgi:application", "-c", "gunicorn.conf.py"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=error_log.open("w"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -113,6 +115,6 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
             pass  # still starting: workers import the application on their first request
         if time.time() > deadline or process.poll() is not None:
             process.kill()
-            raise RuntimeError(f"gunicorn did not start: {process.stderr.read()[-2000:]}")
+            raise RuntimeError(f"gunicorn did not start: {error_log.read_text()[-2000:]}")
         time.sleep(0.2)
     return Portal(url=url, process=process, tokens=tokens, access_log=access_log, env=env)

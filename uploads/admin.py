@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import services
 from .audit import ACTIONS, RequestContext
+from .callbacks import EVENT_TYPES
 from .models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload, VodEvent
 from .pagination import EstimatedCountPaginator
 
@@ -47,6 +48,8 @@ class MediaUploadAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # No "Show counts" link: facets COUNT every filter choice over the whole table.
     show_facets = admin.ShowFacets.NEVER
+    # Only orders an index serves: sorting 800k rows by title or expiry took 0.4 s a page.
+    sortable_by = ("created_at",)
     search_help_text = "An exact VOD id (VideoId / ImageId / MediaId) or owner username."
     search_fields = ("vod_id",)  # turns the search box on; the lookup is get_search_results
     actions = ("sync_from_vod", "cancel_uploads")
@@ -260,6 +263,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     # Facets would COUNT each action, outcome and actor over millions of rows (seconds).
     show_facets = admin.ShowFacets.NEVER
+    # The sequence index serves both directions; sorting 5M rows by time took over 1 s.
+    sortable_by = ("sequence",)
 
     def get_search_results(self, request, queryset, search_term):
         """Exact matches on indexed columns only."""
@@ -292,17 +297,32 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    """VOD's event types by name: no DISTINCT over the whole table to list them."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in EVENT_TYPES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
+
+
 @admin.register(VodEvent)
 class VodEventAdmin(admin.ModelAdmin):
     """Every event notification VOD sent, as received: read-only."""
 
     list_display = ("received_at", "event_type", "media_id", "status", "reason", "client_ip")
-    list_filter = ("status", "event_type")
+    list_filter = ("status", EventTypeFilter)
     search_fields = ("media_id",)
     search_help_text = "An exact VOD id."
     ordering = ("-received_at",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    sortable_by = ("received_at",)
 
     def get_search_results(self, request, queryset, search_term):
         """Exact media id only (indexed)."""

@@ -68,6 +68,11 @@ _UPLOAD_EVENTS = {
 }
 
 
+# Every event type VOD documents (the admin filters by these); the first five act on uploads.
+EVENT_TYPES = (*_UPLOAD_EVENTS, "VideoAnalysisComplete", "SnapshotComplete",
+               "DeleteMediaComplete", "CreateAuditComplete")
+
+
 def _media_id(payload: dict) -> str:
     for field in ("VideoId", "ImageId", "AttachedMediaId", "MediaId"):
         if payload.get(field):

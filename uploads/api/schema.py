@@ -15,8 +15,9 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for people.")
     request_id = serializers.CharField(help_text="Also in the X-Request-ID header.")
     errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
-        help_text="Per-field messages (invalid_input only).")
+        child=serializers.JSONField(), required=False,
+        help_text="Per-field messages (invalid_input only): a list of strings per field, or "
+                  "for list and nested fields an object keyed by index or sub-field.")
     vod_code = serializers.CharField(required=False, help_text="VOD's error code.")
     vod_request_id = serializers.CharField(required=False, help_text="VOD's RequestId.")
     status = serializers.CharField(required=False, help_text="The upload's status "
