@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 
-.PHONY: install browser run serve test test-postgres check clean
+.PHONY: install browser run serve test test-postgres fuzz check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install browser
 ## The whole test suite against PostgreSQL.
 test-postgres: install browser
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Fuzz the running API with schemathesis (>= 2,000 requests; no 5xx, nothing off-schema).
+fuzz: install
+	$(BIN)/python scripts/fuzz_api.py
 
 ## Lint and Django's system checks.
 check: install
