@@ -233,3 +233,29 @@ class VodEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type or 'event'} {self.media_id} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """One Idempotency-Key a user sent to a create endpoint, and the answer it got.
+
+    The answer carries an upload credential, so it is stored encrypted (see
+    uploads.api.idempotency); the key, the body's fingerprint and the status are plain.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64, help_text="The endpoint, e.g. video.create")
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
+    completed = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="Encrypted")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "scope", "key"],
+                                               name="idempotency_user_scope_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -221,6 +221,11 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
 }
 
+# How long an Idempotency-Key is remembered (the IETF draft and Stripe: at least 24 h).
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# How long a request waits for another one with the same key that is still running.
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+
 # Key for the audit chain's HMAC; lives outside the database.
 AUDIT_KEY = env.str("AUDIT_KEY", default="")
 

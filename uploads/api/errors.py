@@ -25,8 +25,10 @@ ERROR_STATUSES = {
     403: "Not allowed (for sessions: the CSRF token is missing or wrong).",
     404: "No such upload for you (another user's id answers the same).",
     405: "Method not allowed.",
-    409: "The upload is in a state where this makes no sense.",
+    409: "The upload is in a state where this makes no sense, or a request with the same "
+         "Idempotency-Key is still running (see Retry-After).",
     415: "Send application/json.",
+    422: "This Idempotency-Key was used with a different request body.",
     429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
     500: "Unexpected error (it is logged with the request id).",
     502: "VOD answered something unreadable.",

@@ -46,7 +46,15 @@ class AutoSchema(openapi.AutoSchema):
         return responses
 
     def get_override_parameters(self):
-        return [*super().get_override_parameters(),
-                OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False,
-                                 description="Your id for this request (1-64 of "
-                                             "A-Z a-z 0-9 . _ : -); echoed back.")]
+        parameters = [*super().get_override_parameters(),
+                      OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER,
+                                       required=False,
+                                       description="Your id for this request (1-64 of "
+                                                   "A-Z a-z 0-9 . _ : -); echoed back.")]
+        if getattr(self.view, "action", None) == "create":
+            parameters.append(OpenApiParameter(
+                "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                description="Up to 255 printable ASCII characters. The same key with the "
+                            "same body returns the first answer without asking VOD again "
+                            "(for 24 h); with another body: 422."))
+        return parameters

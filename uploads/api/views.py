@@ -13,6 +13,7 @@ from ..audit import RequestContext
 from ..middleware import client_ip
 from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 from . import serializers
+from .idempotency import idempotent
 from .throttles import CredentialIssueThrottle, CredentialRefreshThrottle
 
 # VOD ids are 32 hex characters; accept VOD's alphabet and nothing else in the URL.
@@ -60,6 +61,8 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     @property
     def error_statuses(self):
         """The statuses this action can answer with the error shape (for the schema)."""
+        if self.action == "create":
+            return (400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504)
         if self.action == "list":
             return (401, 403, 404, 500)  # 404: an invalid paging cursor
         if self.action == "retrieve":
@@ -91,6 +94,10 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         raise NotImplementedError
 
     def create(self, request, *args, **kwargs):
+        """Issue a credential; with an Idempotency-Key, at most once per key."""
+        return idempotent(request, f"{self.basename}.create", lambda: self._create(request))
+
+    def _create(self, request):
         incoming = self.get_serializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         issued = self.issue(owner=request.user, context=request_context(request),

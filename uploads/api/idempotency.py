@@ -1,0 +1,131 @@
+"""Idempotency-Key on the create endpoints (the IETF draft, as Stripe does it).
+
+- The same key with the same body answers the first answer again (`Idempotent-Replayed:
+  true`) without calling VOD again.
+- The same key with another body is refused: 422.
+- Two requests with one key at once make one VOD call: the second waits for the first's
+  answer (up to IDEMPOTENCY_WAIT_SECONDS), else gets 409 with Retry-After.
+- A key is remembered for IDEMPOTENCY_KEY_TTL_HOURS (24 h), per user and endpoint.
+
+What is remembered: successful answers. A request that fails (invalid input, throttled,
+refused or failed by VOD) frees its key, so the client can fix it or retry with the same
+key. The stored answer carries the upload credential, so it is encrypted with a key derived
+from SECRET_KEY (kept outside the database), never stored in the clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from datetime import timedelta
+from typing import Callable
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from ..models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+_ACCEPTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+_POLL_SECONDS = 0.05
+
+
+def _fernet() -> Fernet:
+    secret = hashlib.sha256(b"vodportal idempotency|" + settings.SECRET_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(secret))
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    try:
+        body = json.loads(_fernet().decrypt(record.response_body.encode()))
+    except (InvalidToken, ValueError):
+        # SECRET_KEY changed since: the answer cannot be read back, so say so plainly.
+        return Response({"code": "idempotency_key_unreadable",
+                         "detail": "The answer stored for this Idempotency-Key can no longer "
+                                   "be read; use a new key."}, status=status.HTTP_409_CONFLICT)
+    return Response(body, status=record.response_status,
+                    headers={"Idempotent-Replayed": "true", "Cache-Control": "no-store"})
+
+
+def _claim(request, scope: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Insert our record for the key; None when another request holds it already."""
+    now = timezone.now()
+    IdempotencyRecord.objects.filter(user=request.user, expires_at__lt=now).delete()
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                user=request.user, scope=scope, key=key, fingerprint=fingerprint,
+                expires_at=now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS))
+    except IntegrityError:
+        return None
+
+
+def _answer_existing(request, scope: str, key: str, fingerprint: str) -> Response | None:
+    """The answer for a key someone already used; None if it was freed meanwhile."""
+    deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
+    while True:
+        record = IdempotencyRecord.objects.filter(user=request.user, scope=scope,
+                                                  key=key).first()
+        if record is None:
+            return None  # the first request failed and freed the key
+        if record.fingerprint != fingerprint:
+            return Response({"code": "idempotency_key_reused",
+                             "detail": f"This {HEADER} was used with a different request "
+                                       "body; use a new key for a new request."},
+                            status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if record.completed:
+            return _replay(record)
+        if time.monotonic() >= deadline:
+            return Response({"code": "idempotency_key_in_use",
+                             "detail": f"A request with this {HEADER} is still being "
+                                       "processed; retry shortly."},
+                            status=status.HTTP_409_CONFLICT, headers={"Retry-After": "1"})
+        time.sleep(_POLL_SECONDS)
+
+
+def idempotent(request, scope: str, execute: Callable[[], Response]) -> Response:
+    """Run `execute` at most once per (user, scope, Idempotency-Key); replay its answer."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return execute()
+    if not _ACCEPTABLE_KEY.match(key):
+        raise ValidationError({HEADER: ["1 to 255 printable ASCII characters, no spaces."]})
+    fingerprint = _fingerprint(request)
+    for _ in range(3):  # a freed key can be claimed again
+        record = _claim(request, scope, key, fingerprint)
+        if record is None:
+            answer = _answer_existing(request, scope, key, fingerprint)
+            if answer is not None:
+                return answer
+            continue
+        try:
+            response = execute()
+        except BaseException:
+            record.delete()  # nothing settled: the key is free again
+            raise
+        if response.status_code >= 400:
+            record.delete()
+            return response
+        record.completed = True
+        record.response_status = response.status_code
+        record.response_body = _fernet().encrypt(
+            json.dumps(response.data, default=str).encode()).decode()
+        record.save(update_fields=["completed", "response_status", "response_body"])
+        return response
+    return Response({"code": "idempotency_key_in_use",
+                     "detail": f"A request with this {HEADER} is being retried; retry "
+                               "shortly."}, status=status.HTTP_409_CONFLICT,
+                    headers={"Retry-After": "1"})
