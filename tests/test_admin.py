@@ -231,3 +231,17 @@ def test_cancel_action_deletes_in_vod_and_keeps_the_row(client, video, sandbox):
     video.refresh_from_db()
     assert video.status == UploadStatus.CANCELLED
     assert AuditEvent.objects.get(action="upload.cancelled").actor == staff
+
+
+def test_stored_vod_events_are_listed_read_only(admin_client, client):
+    from uploads.models import VodEvent
+
+    VodEvent.objects.create(body="{}", fingerprint="f" * 64, event_type="TranscodeComplete",
+                            media_id="a" * 32, status="accepted")
+    changelist = reverse("admin:uploads_vodevent_changelist")
+    found = admin_client.get(changelist, {"event_type": "TranscodeComplete", "q": "a" * 32})
+    assert found.context["cl"].result_count == 1
+    assert admin_client.get(reverse("admin:uploads_vodevent_add")).status_code == 403
+    event = VodEvent.objects.get()
+    assert admin_client.get(
+        reverse("admin:uploads_vodevent_delete", args=[event.pk])).status_code == 403
