@@ -15,6 +15,10 @@ if [ ! -f var/dev.env ]; then
     echo "AUDIT_KEY=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')"
   } > var/dev.env
 fi
+# The callback key the sandbox signs event notifications with (at most 32 characters).
+if ! grep -q '^VOD_CALLBACK_AUTH_KEYS=' var/dev.env; then
+  echo "VOD_CALLBACK_AUTH_KEYS=$("$BIN/python" -c 'import secrets; print(secrets.token_hex(16))')" >> var/dev.env
+fi
 set -a
 # shellcheck disable=SC1091
 . var/dev.env
@@ -22,6 +26,7 @@ DJANGO_DEBUG=true
 VOD_SANDBOX=true
 VOD_ENDPOINT=127.0.0.1:$SANDBOX_PORT
 VOD_PROTOCOL=http
+VOD_CALLBACK_URL=http://127.0.0.1:$PORT/api/v1/vod/events/
 VOD_SANDBOX_ACCESS_KEY_ID=${VOD_SANDBOX_ACCESS_KEY_ID:-LTAI5tSandboxDevKeyId0001}
 VOD_SANDBOX_ACCESS_KEY_SECRET=${VOD_SANDBOX_ACCESS_KEY_SECRET:-sandbox-dev-secret-change-me}
 ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
@@ -32,6 +37,7 @@ set +a
 
 "$BIN/python" -m vodsandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --access-key-id "$VOD_SANDBOX_ACCESS_KEY_ID" --access-key-secret "$VOD_SANDBOX_ACCESS_KEY_SECRET" \
+  --callback-auth-key "$VOD_CALLBACK_AUTH_KEYS" --transcode-delay 2 \
   > var/sandbox.log 2>&1 &
 SANDBOX_PID=$!
 trap 'kill $SANDBOX_PID 2>/dev/null || true' EXIT INT TERM
@@ -68,6 +74,11 @@ Ask for an upload credential as the demo user:
     -d '{{"title": "My first video", "file_name": "movie.mp4"}}'
 
 Then:  curl -s -X POST {base}/api/v1/videos/<video_id>/refresh/ -H 'Authorization: Token {demo['token']}'
+
+Upload a real file through the credential and watch it become ready:
+
+  .venv/bin/python scripts/upload_file.py movie.mp4 --portal {base} --token {demo['token']}
+
 Ctrl-C stops both servers.
 """, flush=True)
 PY

@@ -32,3 +32,9 @@ LOG_FORMAT = "plain"
 LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory: the live server's thread and the test then use connections of
+    # their own instead of sharing one (which SQLite cannot do safely).
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
