@@ -149,3 +149,44 @@ def test_a_request_still_running_past_the_wait_gets_409(user, sandbox, settings)
     assert answers["second"]["Retry-After"] == "1"
     assert answers["first"].status_code == 201
     assert sandbox.count_calls("CreateUploadVideo") == 1
+
+
+def test_a_retry_after_a_lost_answer_resumes_the_same_video(api, sandbox, settings):
+    """VOD made the video but its answer was lost (timeout): the retry with the same key
+    resumes the same row and ReferenceId, so VOD never holds two videos for one request."""
+    settings.VOD_READ_TIMEOUT_MS = 300
+    settings.VOD_MAX_ATTEMPTS = 1
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, times=1, apply_after=True)
+
+    lost = post(api, key="lost-1")
+    assert lost.status_code == 504
+    assert IdempotencyRecord.objects.get().state == "interrupted"
+
+    retried = post(api, key="lost-1")
+
+    assert retried.status_code == 201, retried.content
+    assert sandbox.count_videos() == 1
+    row = VideoUpload.objects.get()  # one row: the first attempt's, resumed
+    assert row.vod_id == retried.json()["video_id"]
+    assert sandbox.get_video(row.vod_id)["ReferenceId"] == row.reference_id
+    again = post(api, key="lost-1")
+    assert again["Idempotent-Replayed"] == "true" and again.json() == retried.json()
+
+
+def test_a_retry_after_vod_sync_found_the_video_gets_a_fresh_credential(api, sandbox,
+                                                                        settings):
+    from django.core.management import call_command
+
+    settings.VOD_READ_TIMEOUT_MS = 300
+    settings.VOD_MAX_ATTEMPTS = 1
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, times=1, apply_after=True)
+    post(api, key="lost-2")
+    VideoUpload.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    call_command("vod_sync")
+    assert VideoUpload.objects.get().vod_id  # found by ReferenceId
+
+    retried = post(api, key="lost-2")
+
+    assert retried.status_code == 201, retried.content
+    assert retried.json()["video_id"] == VideoUpload.objects.get().vod_id
+    assert sandbox.count_videos() == 1

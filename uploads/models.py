@@ -247,7 +247,12 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     scope = models.CharField(max_length=64, help_text="The endpoint, e.g. video.create")
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body")
-    completed = models.BooleanField(default=False)
+    RUNNING, COMPLETED, INTERRUPTED = "running", "completed", "interrupted"
+    state = models.CharField(max_length=16, default=RUNNING, choices=[
+        (RUNNING, "Running"), (COMPLETED, "Completed"),
+        (INTERRUPTED, "Interrupted: VOD may have acted; a retry resumes the same upload")])
+    # The upload row this key creates; a retry after an interrupted attempt resumes it.
+    upload_id = models.UUIDField(null=True, blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, help_text="Encrypted")
     created_at = models.DateTimeField(auto_now_add=True)

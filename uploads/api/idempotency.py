@@ -7,10 +7,13 @@
   answer (up to IDEMPOTENCY_WAIT_SECONDS), else gets 409 with Retry-After.
 - A key is remembered for IDEMPOTENCY_KEY_TTL_HOURS (24 h), per user and endpoint.
 
-What is remembered: successful answers. A request that fails (invalid input, throttled,
-refused or failed by VOD) frees its key, so the client can fix it or retry with the same
-key. The stored answer carries the upload credential, so it is encrypted with a key derived
-from SECRET_KEY (kept outside the database), never stored in the clear.
+What is remembered: successful answers. A request that fails cleanly (invalid input,
+throttled, refused by VOD) frees its key, so the client can fix it or retry with the same
+key. A video whose request failed after VOD may have acted (a timeout, a 5xx) keeps its
+key bound to its `requesting` row: a retry with the key resumes that row with the same
+ReferenceId, so VOD never makes a second video for it. The stored answer carries the
+upload credential, so it is encrypted with a key derived from SECRET_KEY (kept outside the
+database), never stored in the clear.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import json
 import re
 import time
+import uuid
 from datetime import timedelta
 from typing import Callable
 
@@ -31,7 +35,7 @@ from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from ..models import IdempotencyRecord
+from ..models import IdempotencyRecord, UploadStatus, VideoUpload
 
 HEADER = "Idempotency-Key"
 _ACCEPTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -68,13 +72,23 @@ def _claim(request, scope: str, key: str, fingerprint: str) -> IdempotencyRecord
         with transaction.atomic():
             return IdempotencyRecord.objects.create(
                 user=request.user, scope=scope, key=key, fingerprint=fingerprint,
+                upload_id=uuid.uuid4(),
                 expires_at=now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS))
     except IntegrityError:
         return None
 
 
-def _answer_existing(request, scope: str, key: str, fingerprint: str) -> Response | None:
-    """The answer for a key someone already used; None if it was freed meanwhile."""
+def _take_over(record: IdempotencyRecord) -> bool:
+    """Claim an interrupted record for a retry; False if another retry got it first."""
+    return bool(IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.INTERRUPTED).update(
+        state=IdempotencyRecord.RUNNING))
+
+
+def _existing(request, scope: str, key: str,
+              fingerprint: str) -> Response | IdempotencyRecord | None:
+    """For a key already used: its answer, or the interrupted record we may resume, or
+    None if it was freed meanwhile."""
     deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
     while True:
         record = IdempotencyRecord.objects.filter(user=request.user, scope=scope,
@@ -86,8 +100,10 @@ def _answer_existing(request, scope: str, key: str, fingerprint: str) -> Respons
                              "detail": f"This {HEADER} was used with a different request "
                                        "body; use a new key for a new request."},
                             status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-        if record.completed:
+        if record.state == IdempotencyRecord.COMPLETED:
             return _replay(record)
+        if record.state == IdempotencyRecord.INTERRUPTED and _take_over(record):
+            return record
         if time.monotonic() >= deadline:
             return Response({"code": "idempotency_key_in_use",
                              "detail": f"A request with this {HEADER} is still being "
@@ -96,34 +112,50 @@ def _answer_existing(request, scope: str, key: str, fingerprint: str) -> Respons
         time.sleep(_POLL_SECONDS)
 
 
-def idempotent(request, scope: str, execute: Callable[[], Response]) -> Response:
-    """Run `execute` at most once per (user, scope, Idempotency-Key); replay its answer."""
+def _interrupted_video(record: IdempotencyRecord) -> bool:
+    """Whether the failed attempt left a video VOD may have created (still `requesting`)."""
+    return VideoUpload.objects.filter(pk=record.upload_id,
+                                      status=UploadStatus.REQUESTING).exists()
+
+
+def idempotent(request, scope: str, execute: Callable[[uuid.UUID | None], Response]) -> Response:
+    """Run `execute` at most once per (user, scope, Idempotency-Key); replay its answer.
+
+    `execute` gets the id the upload row must have (None without a key), so a retry after an
+    interrupted attempt resumes the same row.
+    """
     key = request.headers.get(HEADER)
     if key is None:
-        return execute()
+        return execute(None)
     if not _ACCEPTABLE_KEY.match(key):
         raise ValidationError({HEADER: ["1 to 255 printable ASCII characters, no spaces."]})
     fingerprint = _fingerprint(request)
     for _ in range(3):  # a freed key can be claimed again
         record = _claim(request, scope, key, fingerprint)
         if record is None:
-            answer = _answer_existing(request, scope, key, fingerprint)
-            if answer is not None:
-                return answer
-            continue
+            existing = _existing(request, scope, key, fingerprint)
+            if isinstance(existing, Response):
+                return existing
+            if existing is None:
+                continue
+            record = existing  # an interrupted attempt: resume its upload
         try:
-            response = execute()
+            response = execute(record.upload_id)
         except BaseException:
-            record.delete()  # nothing settled: the key is free again
+            if _interrupted_video(record):
+                record.state = IdempotencyRecord.INTERRUPTED
+                record.save(update_fields=["state"])
+            else:
+                record.delete()  # nothing settled: the key is free again
             raise
         if response.status_code >= 400:
             record.delete()
             return response
-        record.completed = True
+        record.state = IdempotencyRecord.COMPLETED
         record.response_status = response.status_code
         record.response_body = _fernet().encrypt(
             json.dumps(response.data, default=str).encode()).decode()
-        record.save(update_fields=["completed", "response_status", "response_body"])
+        record.save(update_fields=["state", "response_status", "response_body"])
         return response
     return Response({"code": "idempotency_key_in_use",
                      "detail": f"A request with this {HEADER} is being retried; retry "

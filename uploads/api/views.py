@@ -95,13 +95,14 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
 
     def create(self, request, *args, **kwargs):
         """Issue a credential; with an Idempotency-Key, at most once per key."""
-        return idempotent(request, f"{self.basename}.create", lambda: self._create(request))
+        return idempotent(request, f"{self.basename}.create",
+                          lambda upload_id: self._create(request, upload_id))
 
-    def _create(self, request):
+    def _create(self, request, upload_id):
         incoming = self.get_serializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         issued = self.issue(owner=request.user, context=request_context(request),
-                            **incoming.validated_data)
+                            upload_id=upload_id, **incoming.validated_data)
         return self.issued_response(issued, status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
@@ -128,7 +129,7 @@ class VideoViewSet(UploadViewSet):
     lookup_url_kwarg = "video_id"
 
     def issue(self, **validated) -> services.Issued:
-        return services.video_issue(**validated)
+        return services.video_issue(**validated)  # upload_id: resumable by ReferenceId
 
     @extend_schema(request=None, responses={200: serializers.VideoIssuedSerializer})
     @action(detail=True, methods=["post"])
@@ -159,7 +160,8 @@ class ImageViewSet(UploadViewSet):
     create_serializer_class = serializers.ImageCreateSerializer
     lookup_url_kwarg = "image_id"
 
-    def issue(self, **validated) -> services.Issued:
+    def issue(self, *, upload_id=None, **validated) -> services.Issued:
+        # No ReferenceId for images: an interrupted attempt cannot be resumed, only redone.
         return services.image_issue(**validated)
 
 
@@ -179,7 +181,8 @@ class AttachedMediaViewSet(UploadViewSet):
     create_serializer_class = serializers.AttachedMediaCreateSerializer
     lookup_url_kwarg = "media_id"
 
-    def issue(self, **validated) -> services.Issued:
+    def issue(self, *, upload_id=None, **validated) -> services.Issued:
+        # No ReferenceId for attached media: an interrupted attempt can only be redone.
         return services.attached_media_issue(**validated)
 
 

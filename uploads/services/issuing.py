@@ -8,6 +8,7 @@ on the row and in the audit trail before the caller sees it.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -110,6 +111,12 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
 def _issue(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
            context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
     row.save(force_insert=True)  # committed: a trace exists before VOD is called
+    return _send_and_complete(row, send, context, extra_fields)
+
+
+def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
+                       context: RequestContext,
+                       extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
     kind = row.kind
     try:
         credential = send(row)
@@ -125,13 +132,20 @@ def _issue(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
 def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
                 file_size: int | None = None, description: str = "", tags: str = "",
                 cate_id: int | None = None, cover_url: str = "",
-                extend: dict | None = None) -> Issued:
-    """CreateUploadVideo for `owner`, recorded as a VideoUpload."""
+                extend: dict | None = None, upload_id: uuid.UUID | None = None) -> Issued:
+    """CreateUploadVideo for `owner`, recorded as a VideoUpload.
+
+    `upload_id` fixes the row's id (so its ReferenceId): a retry of an interrupted request
+    (same Idempotency-Key) passes the same id and resumes that row instead of making another.
+    """
     user_data = _user_data(extend)
-    row = VideoUpload(owner=owner, title=title, file_name=file_name, file_size=file_size,
-                      description=description, tags=tags, cate_id=cate_id, cover_url=cover_url,
-                      extend=extend, template_group_id=settings.VOD_TEMPLATE_GROUP_ID,
-                      workflow_id=settings.VOD_WORKFLOW_ID, **_common_defaults())
+    existing = (VideoUpload.objects.filter(pk=upload_id, owner=owner).first()
+                if upload_id else None)
+    row = existing or VideoUpload(
+        id=upload_id or uuid.uuid4(), owner=owner, title=title, file_name=file_name,
+        file_size=file_size, description=description, tags=tags, cate_id=cate_id,
+        cover_url=cover_url, extend=extend, template_group_id=settings.VOD_TEMPLATE_GROUP_ID,
+        workflow_id=settings.VOD_WORKFLOW_ID, **_common_defaults())
 
     def send(video: VideoUpload) -> vod.VideoCredential:
         try:
@@ -145,7 +159,13 @@ def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
             # An earlier attempt created the video but its answer was lost: find it again.
             return vod.refresh_upload_video(reference_id=video.reference_id)
 
-    return _issue(row, send, context, lambda credential: {})
+    if existing is None:
+        return _issue(row, send, context, lambda credential: {})
+    if existing.status != UploadStatus.REQUESTING:
+        # vod_sync found the video meanwhile: the retry gets a fresh credential for it.
+        return video_refresh(video=existing, context=context)
+    # Same ReferenceId: VOD refuses a second video, and `send` finds the first one again.
+    return _send_and_complete(existing, send, context, lambda credential: {})
 
 
 def video_refresh(*, video: VideoUpload, context: RequestContext,

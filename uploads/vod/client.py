@@ -86,7 +86,9 @@ def _root_cause(exc: BaseException) -> BaseException:
 
     darabonba wraps a network failure twice: UnretryableException(inner_exception=
     RetryError(str(error))), raised inside `except IOError`, so the original requests
-    exception survives only as the RetryError's __context__.
+    exception survives only as the RetryError's __context__. An unparseable body comes as
+    UnretryableException(inner_exception=RuntimeError) caused by json's JSONDecodeError,
+    whose own context (a StopIteration) is suppressed (`raise ... from None`) and not followed.
     """
     seen = set()
     current = exc
@@ -94,8 +96,8 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen.add(id(current))
         if isinstance(current, requests.exceptions.RequestException):
             return current
-        following = (getattr(current, "inner_exception", None) or current.__cause__
-                     or current.__context__)
+        context = None if current.__suppress_context__ else current.__context__
+        following = getattr(current, "inner_exception", None) or current.__cause__ or context
         if following is None:
             return current
         current = following
@@ -107,6 +109,12 @@ def _translate(exc: Exception, operation: str) -> VodError:
     if isinstance(exc, AlibabaCloudException):
         return _classify(exc, operation)
     inner = _root_cause(exc)
+    if isinstance(inner, (requests.exceptions.ChunkedEncodingError,
+                          requests.exceptions.ContentDecodingError)):
+        # An answer began (status and headers came) but its body broke off or was mangled:
+        # VOD may have acted, and what it said is lost.
+        return VodBadResponse("VOD's answer was cut short.", code="IncompleteResponse",
+                              operation=operation)
     if isinstance(inner, requests.exceptions.ConnectTimeout):
         return VodUnavailable("VOD could not be reached in time.", code="ConnectTimeout",
                               connect_failed=True, operation=operation,
