@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
+# ali-oss (pinned in package.json / package-lock.json): its prebuilt browser bundle is served
+# by the upload page as a static file, copied there by `install` and git-ignored.
+NPM_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
+ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
 
 .PHONY: install browser run serve test test-postgres fuzz check clean
 
@@ -14,7 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+# npm ci empties node_modules first, so an old stamp goes with it.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+$(ALI_OSS_BUNDLE): $(NPM_STAMP)
+	mkdir -p $(@D)
+	cp node_modules/ali-oss/dist/aliyun-oss-sdk.min.js $@
+
+install: $(STAMP) $(ALI_OSS_BUNDLE)
 
 ## Run vodportal locally against vodsandbox on SQLite, with demo accounts.
 run: install
@@ -47,4 +60,4 @@ check: install
 	DJANGO_DEBUG=true $(BIN)/python manage.py check
 
 clean:
-	rm -rf $(VENV) var db.sqlite3 .pytest_cache
+	rm -rf $(VENV) var db.sqlite3 .pytest_cache node_modules $(ALI_OSS_BUNDLE)

@@ -60,7 +60,10 @@ port, sandbox_port = sys.argv[1:]
 demo = json.load(open("var/demo.out"))
 base = f"http://127.0.0.1:{port}"
 print(f"""
+Open {base}/upload/ and log in as demo / {demo['user_password']}
+
 vodportal (local, DEBUG, vodsandbox on SQLite)
+  Upload:     {base}/upload/       (your uploads: {base}/uploads/)
   API:        {base}/api/v1/
   Admin:      {base}/admin/        staff login: demo-staff / {demo['staff_password']}
   User login: demo / {demo['user_password']}

@@ -86,12 +86,19 @@ def test_the_stack_is_ready_and_issues_a_credential(stack, sandbox):
 
 
 def test_the_per_user_rate_holds_across_workers(stack, sandbox):
+    """API_CREDENTIAL_RATE=5/minute per user: exactly 5 of any number of concurrent requests
+    pass, however gunicorn spreads them. Batches go on until both workers have served some
+    (a loaded machine may hand one worker a whole batch)."""
+    statuses = []
     with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = [response.status_code
-                    for response in pool.map(lambda _: post_video(stack, "limited"), range(24))]
-    assert statuses.count(201) == 5, statuses  # API_CREDENTIAL_RATE=5/minute, per user
-    assert statuses.count(429) == 19
+        for _ in range(6):
+            statuses += [response.status_code for response in
+                         pool.map(lambda _: post_video(stack, "limited"), range(12))]
+            if len(pids_in_log(stack)) == 2:
+                break
     assert len(pids_in_log(stack)) == 2, "both workers should have served requests"
+    assert statuses.count(201) == 5, statuses
+    assert statuses.count(429) == len(statuses) - 5
 
 
 def test_the_outbound_limiter_holds_across_workers(stack, sandbox):

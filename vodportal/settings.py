@@ -131,6 +131,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if SECURE else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -142,7 +143,10 @@ if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
 # trail and the throttles); 0 trusts only REMOTE_ADDR.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
-LOGIN_URL = "/admin/login/"
+# The upload pages' own login (staff may use it too; the admin keeps its own).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/upload/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,12 +1,20 @@
-"""vodportal's URLs: the API under /api/v1/, its schema and docs, probes, the staff admin."""
+"""vodportal's URLs: the upload pages, the API under /api/v1/, its schema and docs, probes,
+the staff admin."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from uploads import health
+from uploads import health, web
 
 urlpatterns = [
+    path("", web.home, name="home"),
+    path("upload/", web.upload_page, name="upload"),
+    path("uploads/", web.uploads_page, name="uploads"),
+    path("accounts/login/", auth_views.LoginView.as_view(
+        template_name="uploads/login.html", redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -18,13 +18,16 @@ DEFAULT_MAX_CLOCK_SKEW = 900
 # Seconds between a video's upload and its (pretend) transcoding finishing: long enough for a
 # test to see UploadSucc, short enough that waiting for Normal stays cheap.
 DEFAULT_TRANSCODE_DELAY = 0.5
+# Origins the bucket's CORS rule allows (OSS AllowedOrigin, `*` a wildcard): any page served
+# from loopback, whatever its port, as the portal's local run and its tests are.
+DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
 
 # Fields a running sandbox may change (Sandbox.configure, POST /_sandbox/config). The keys,
 # host and port are fixed for the life of the server.
 TUNABLE_FIELDS = frozenset({
     "region_id", "credential_ttl", "max_clock_skew", "callback_url", "callback_auth_key",
     "qps_limit", "template_group_ids", "storage_locations", "timeout_hold_seconds", "latency",
-    "transcode_delay",
+    "transcode_delay", "cors_origins",
 })
 
 
@@ -48,6 +51,8 @@ class SandboxConfig:
     timeout_hold_seconds: how long a `timeout` fault holds a connection before closing it.
     latency: seconds added before every VOD answer.
     transcode_delay: seconds after a video's upload before it turns Normal (TranscodeComplete).
+    cors_origins: the origins the bucket's CORS rule lets a browser upload from (OSS
+        AllowedOrigin patterns, `*` a wildcard); see oss_cors.
     faults: faults in force from the start and again after every reset(), each a dict of
         Faults.add keyword arguments (what the CLI's --fault gives).
     """
@@ -69,6 +74,7 @@ class SandboxConfig:
     transcode_delay: float = DEFAULT_TRANSCODE_DELAY
     faults: tuple[dict, ...] = ()
     allow_remote: bool = False
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
 
     def __post_init__(self) -> None:
         if not self.access_key_id or not self.access_key_secret:
@@ -83,6 +89,12 @@ class SandboxConfig:
             raise ValueError("latency, timeout_hold_seconds and transcode_delay must not be "
                              "negative")
         object.__setattr__(self, "faults", tuple(dict(f) for f in self.faults))
+        origins = (self.cors_origins,) if isinstance(self.cors_origins, str) \
+            else tuple(self.cors_origins)
+        if not all(isinstance(origin, str) and origin for origin in origins):
+            raise ValueError("cors_origins must be origin patterns such as "
+                             "'http://127.0.0.1:*'")
+        object.__setattr__(self, "cors_origins", origins)
         # Accept any iterable for the id sets but keep them immutable and hashable.
         object.__setattr__(self, "template_group_ids", frozenset(self.template_group_ids))
         object.__setattr__(self, "storage_locations", frozenset(self.storage_locations))

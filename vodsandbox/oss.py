@@ -1,11 +1,18 @@
-"""The sandbox's OSS side: path-style /<bucket>/<key> on the sandbox's own port.
+"""The sandbox's OSS side: the bucket's objects on the sandbox's own port.
+
+Two ways of naming an object reach it, one per client: path-style `/<bucket>/<key>` (oss2,
+given an IP endpoint), and `/<key>` alone (ali-oss given an IP endpoint: it means the
+bucket to ride in the Host header, as in virtual-hosted style, but a browser may not set
+Host, so the bucket is left only in the signature). See `address()`.
 
 What a VOD upload needs, as OSS answers it: PutObject, InitiateMultipartUpload, UploadPart,
 CompleteMultipartUpload, AbortMultipartUpload, ListParts (oss2's resumable upload asks), and
-GetObject/HeadObject to read an upload back. Every request must be signed (oss_auth: V1 or V4) with an STS credential the sandbox
-issued, its x-oss-security-token, before the credential expires (sandbox clock), and only
-for the one object key the credential was issued for; the sandbox's own AccessKey pair may
-touch any key (the account owner). Errors are OSS's XML (oss_errors).
+GetObject/HeadObject to read an upload back. Every request must be signed (oss_auth: V1 or
+V4) with an STS credential the sandbox issued, its x-oss-security-token, before the
+credential expires (sandbox clock), and only for the one object key the credential was
+issued for; the sandbox's own AccessKey pair may touch any key (the account owner). Errors
+are OSS's XML (oss_errors). Browsers are served as a bucket with a CORS rule serves them
+(oss_cors): preflights answered, the rule's headers on every answer to an allowed origin.
 
 A finished PutObject or CompleteMultipartUpload moves the media along (lifecycle.py).
 """
@@ -22,7 +29,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from . import lifecycle
+from . import lifecycle, oss_cors
 from .objects import ObjectStore, StoredObject, quoted
 from .oss_auth import Principal, SignedRequest, authenticate
 from .oss_errors import OssError, error_response, new_request_id
@@ -34,6 +41,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("vodsandbox")
 
 _AUTH_SCHEMES = ("OSS ", "OSS4-HMAC-SHA256")
+# VOD names every bucket it stores media in `outin-<32 hex>`; the keys it issues (sv/...,
+# image/..., attached/...) never start so. That tells a path naming another bucket from a
+# key sent without its bucket.
+_VOD_BUCKET_PREFIX = "outin-"
 # OSS's wording when an STS token's policy does not cover the object (a VOD upload
 # credential covers exactly one object key).
 _FOREIGN_KEY = "Access denied by authorizer's policy."
@@ -43,13 +54,30 @@ _FOREIGN_KEY_EC = "0003-00000301"
 
 def is_oss_request(request: Request, bucket: str) -> bool:
     """Whether a request is for the OSS side: no VOD Action, and the sandbox's bucket in the
-    path or an OSS Authorization header (another bucket then gets NoSuchBucket)."""
+    path, an OSS Authorization header (another bucket then gets NoSuchBucket) or a CORS
+    preflight (VOD's OpenAPI serves no browser, its bucket does)."""
     if request.header("x-acs-action") or any(k == "Action" for k, _ in request.query_pairs):
         return False
     path = request.path
     if path == f"/{bucket}" or path.startswith(f"/{bucket}/"):
         return True
-    return path != "/" and (request.header("authorization") or "").startswith(_AUTH_SCHEMES)
+    return path != "/" and ((request.header("authorization") or "").startswith(_AUTH_SCHEMES)
+                            or oss_cors.is_preflight(request))
+
+
+def address(path: str, bucket: str) -> tuple[str, str]:
+    """(bucket, key) a request path names.
+
+    `/<bucket>/<key>` path-style when the first segment is the sandbox's bucket or another
+    VOD bucket (`outin-...`: NoSuchBucket later); anything else is a key of the sandbox's
+    bucket sent without it. ali-oss sends that to an IP endpoint: it puts the bucket in a
+    `Host: <bucket>.oss-<region>.aliyuncs.com` header, which browsers refuse to set, and in
+    the signed resource `/<bucket>/<key>`, which the signature check then covers.
+    """
+    first, _, rest = path.lstrip("/").partition("/")
+    if first == bucket or first.startswith(_VOD_BUCKET_PREFIX):
+        return unquote(first), unquote(rest)
+    return bucket, unquote(path.lstrip("/"))
 
 
 def _xml(root: str, fields: dict[str, str], raw: str = "") -> bytes:
@@ -90,34 +118,48 @@ class OssService:
     def handle(self, request: Request) -> Response:
         """Answer one OSS request (never raises for a client's mistake: it answers)."""
         request_id = new_request_id()
-        bucket, _, key = request.path.lstrip("/").partition("/")
-        bucket, key = unquote(bucket), unquote(key)
+        bucket, key = address(request.path, self._sandbox.bucket)
         params = request.query_pairs
+        origins = self._sandbox.config.cors_origins
         entry = {"operation": None, "method": request.method, "key": key, "status": None,
                  "code": None, "access_key_id": None, "signature_version": None,
                  "request_id": request_id, "time": self._sandbox.clock.now()}
         try:
             if bucket != self._sandbox.bucket:
                 raise OssError("NoSuchBucket", details={"BucketName": bucket})
-            principal = self._authenticate(request, bucket, key, params)
-            entry["access_key_id"] = principal.access_key_id
-            entry["signature_version"] = principal.signature_version
-            entry["operation"], operation = self._operation(request.method, key,
-                                                            dict(params), request)
-            if principal.object_key is not None and key != principal.object_key:
-                raise OssError("AccessDenied", _FOREIGN_KEY, details={"Key": key},
-                               ec=_FOREIGN_KEY_EC)
-            response = operation(request, key, dict(params), principal)
+            if oss_cors.is_preflight(request):
+                # Unsigned: a browser asks before it sends (and signs) anything.
+                entry["operation"] = "Options"
+                response = oss_cors.preflight(request, origins)
+            else:
+                response = self._serve(request, bucket, key, params, entry)
             response.headers.setdefault("x-oss-request-id", request_id)
         except OssError as error:
             response = error_response(error, request_id, self.host_id,
                                       head=request.method == "HEAD")
+        # Errors too: a page must be able to read why OSS refused. (A preflight is OPTIONS,
+        # which gets nothing here: a refused one carries no CORS header at all.)
+        oss_cors.add_headers(response, request, origins)
         entry["status"], entry["code"] = response.status, response.code
         with self._lock:
             self._log.append(entry)
         logger.debug("oss %s %s -> %s %s", entry["operation"] or request.method, key,
                      response.status, response.code or "")
         return response
+
+    def _serve(self, request: Request, bucket: str, key: str, params: list[tuple[str, str]],
+               entry: dict) -> Response:
+        """Authenticate, pick the operation, check the key, run it (noting who and what in
+        the log entry)."""
+        principal = self._authenticate(request, bucket, key, params)
+        entry["access_key_id"] = principal.access_key_id
+        entry["signature_version"] = principal.signature_version
+        entry["operation"], operation = self._operation(request.method, key, dict(params),
+                                                        request)
+        if principal.object_key is not None and key != principal.object_key:
+            raise OssError("AccessDenied", _FOREIGN_KEY, details={"Key": key},
+                           ec=_FOREIGN_KEY_EC)
+        return operation(request, key, dict(params), principal)
 
     def _authenticate(self, request: Request, bucket: str, key: str,
                       params: list[tuple[str, str]]) -> Principal:
