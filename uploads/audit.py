@@ -99,6 +99,18 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
 
 
+def _chain_head() -> tuple[int, str]:
+    """The newest event's sequence number and hash (the genesis hash for an empty chain).
+
+    Plain SQL: on every credential's path, and the ORM spends four times as long building
+    this query as the database spends answering it."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT sequence, hash FROM {table} ORDER BY sequence DESC LIMIT 1")
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
 def record(
     action: str,
     *,
@@ -135,10 +147,11 @@ def record(
         "user_agent": context.user_agent[:256],
         "data": data or {},
     }
-    with transaction.atomic():
+    # Inside a caller's transaction no savepoint of its own (two round trips saved): an
+    # append that fails must undo what it records anyway.
+    with transaction.atomic(savepoint=False):
         _lock_chain()
-        last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
-        previous_sequence, previous_hash = last or (0, GENESIS_HASH)
+        previous_sequence, previous_hash = _chain_head()
         values["sequence"] = previous_sequence + 1
         values["hash"] = chain_hash(previous_hash, values)
         return AuditEvent.objects.create(**values)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/_sandbox"
 _FAULT_FIELDS = {"action", "code", "rate", "times", "latency", "timeout", "retry_after",
-                 "apply_after", "status", "message"}
+                 "apply_after", "status", "message", "body", "reset"}
 
 
 def is_control(path: str) -> bool:

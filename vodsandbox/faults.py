@@ -1,15 +1,22 @@
-"""Fault injection: errors, latency and timeouts per action, and a per-action QPS limit."""
+"""Fault injection: errors, latency, timeouts, broken answers and connection resets per
+action, and a per-action QPS limit."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import random
 import threading
 import time
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 
 from .errors import VodError, status_for
+from .wire import Response
+
+# How a `body` fault spoils the answer it replaces.
+BODY_FAULTS = ("truncated", "non_json")
 
 
 @dataclass
@@ -27,7 +34,14 @@ class Fault:
     apply_after: bool = False
     status: int | None = None
     message: str | None = None
+    body: str | None = None
+    reset: bool = False
     fired: int = 0
+
+    @property
+    def replaces_answer(self) -> bool:
+        """Whether the fault changes what the client gets (not only when it gets it)."""
+        return bool(self.code or self.timeout or self.reset or self.body)
 
     def matches(self, action: str) -> bool:
         """Whether this fault applies to a call of `action` and is not spent."""
@@ -58,8 +72,12 @@ class Decision:
 
     @property
     def apply_after(self) -> bool:
-        """Whether the call is carried out before the fault replaces its answer."""
-        return bool(self.fault and self.fault.apply_after)
+        """Whether the call is carried out before the fault replaces its answer.
+
+        A `body` fault without a `code` spoils the operation's own answer, so that call is
+        always carried out."""
+        fault = self.fault
+        return bool(fault and (fault.apply_after or (fault.body and not fault.code)))
 
 
 class Faults:
@@ -74,7 +92,8 @@ class Faults:
     def add(self, action: str = "*", code: str | None = None, rate: float = 1.0,
             times: int | None = None, latency: float = 0.0, timeout: bool = False,
             retry_after: int | None = None, apply_after: bool = False,
-            status: int | None = None, message: str | None = None) -> Fault:
+            status: int | None = None, message: str | None = None, body: str | None = None,
+            reset: bool = False) -> Fault:
         """Inject a fault into calls of `action` ("*": every action).
 
         code: answer with this VOD error code (its usual HTTP status unless `status` is set).
@@ -87,6 +106,15 @@ class Faults:
             ThrottlingException for it).
         apply_after: carry the call out first, then lose or replace its answer, as when VOD
             acted but the answer never arrived.
+        body: spoil the answer on the wire. "truncated": the head announces the whole body
+            (Content-Length) but only its first half is sent before the connection closes.
+            "non_json": an HTML error page (what a load balancer in front of VOD sends) in
+            place of the JSON, with the same status. Without `code` the operation's own
+            answer is spoiled, so the call is carried out (VOD acted); with `code` its error
+            answer is.
+        reset: send no answer and close the connection with a TCP RST (SO_LINGER 0), after
+            the request was read: the client sees "connection reset by peer". With
+            `apply_after` the call is carried out first.
         A fault with only `latency` slows calls down and lets them through.
         """
         if not 0.0 <= rate <= 1.0:
@@ -97,10 +125,17 @@ class Faults:
             raise ValueError("latency must not be negative")
         if status is not None and not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status")
+        if body is not None and body not in BODY_FAULTS:
+            raise ValueError(f"body must be one of {', '.join(BODY_FAULTS)}")
+        if reset and (timeout or code or body):
+            raise ValueError("a reset sends no answer: it takes no code, body or timeout")
+        if timeout and body:
+            raise ValueError("a timeout sends no answer: there is no body to spoil")
         fault = Fault(id=next(self._ids), action=action or "*", code=code, rate=float(rate),
                       times=times, latency=float(latency), timeout=bool(timeout),
                       retry_after=int(retry_after) if retry_after else None,
-                      apply_after=bool(apply_after), status=status, message=message)
+                      apply_after=bool(apply_after), status=status, message=message,
+                      body=body, reset=bool(reset))
         if fault.status is None and fault.code:
             fault.status = status_for(fault.code)
         with self._lock:
@@ -134,7 +169,7 @@ class Faults:
                     continue
                 # A fault that would not change the answer does not spend itself on a call
                 # another fault already answers.
-                answers = bool(fault.code or fault.timeout)
+                answers = fault.replaces_answer
                 if answers and chosen is not None:
                     continue
                 fault.fired += 1
@@ -144,6 +179,20 @@ class Faults:
                 if answers:
                     chosen = fault
         return Decision(latency=latency, fault=chosen)
+
+
+def spoil(response: Response, how: str) -> Response:
+    """The answer as a broken network or gateway delivers it (see Faults.add's `body`)."""
+    if how == "truncated":
+        return dataclasses.replace(response, cut_after=len(response.body) // 2,
+                                   fault="truncated")
+    status = HTTPStatus(response.status)
+    title = f"{status.value} {status.phrase}"
+    page = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>Tengine</center>\r\n"
+            "</body>\r\n</html>\r\n")
+    return Response(status=response.status, headers={"Content-Type": "text/html"},
+                    body=page.encode(), code=response.code, fault="non_json")
 
 
 class QpsLimiter:

@@ -12,7 +12,7 @@ from typing import Self
 from . import control
 from .config import SandboxConfig
 from .errors import VodError, error_body, missing, new_request_id
-from .faults import Decision, Faults, QpsLimiter
+from .faults import Fault, Faults, QpsLimiter, spoil
 from .lookups import LOOKUP_ACTIONS
 from .notify import Notifier
 from .operations import UPLOAD_ACTIONS, Context
@@ -207,8 +207,10 @@ class Sandbox:
 
     @property
     def calls(self) -> list[dict]:
-        """Every API call received, oldest first: {action, params, status, code,
-        signature_version, request_id, time}; status is None when the answer was dropped."""
+        """Every API call received, oldest first: {action, params, status, code, fault,
+        signature_version, request_id, time}; status is None when the answer was dropped;
+        fault names the injected fault that shaped the answer ("timeout", "reset",
+        "truncated", "non_json"), else None."""
         return self.store.calls()
 
     def count_calls(self, action: str | None = None) -> int:
@@ -293,7 +295,7 @@ class Sandbox:
             or params.get("Action") or request.header("x-acs-action") or ""
         entry = {"action": action, "params": {k: v for k, v in params.items()
                                               if k not in V1_COMMON_PARAMS},
-                 "status": None, "code": None, "signature_version": version,
+                 "status": None, "code": None, "fault": None, "signature_version": version,
                  "request_id": request_id, "time": self.clock.now()}
         # Logged on arrival, so a call held by a fault is already counted.
         self.store.log_call(entry)
@@ -302,7 +304,7 @@ class Sandbox:
         except VodError as error:
             response = self._error(error, request_id)
         self.store.complete_call(entry, status=None if response.drop else response.status,
-                                 code=response.code)
+                                 code=response.code, fault=response.fault)
         logger.debug("vod %s -> %s %s (%.2f ms)", action or "-", entry["status"], entry["code"]
                      or "", (time.perf_counter() - started) * 1000)
         return response
@@ -328,21 +330,27 @@ class Sandbox:
         latency = decision.latency + config.latency
         if latency:
             self._release.wait(latency)
-        if decision.fault is not None and not decision.apply_after:
-            return self._fault_answer(decision, request_id)
+        fault = decision.fault
+        if fault is not None and not decision.apply_after:
+            return self._fault_answer(fault, request_id)
         body = operation(self._context(), params)
-        if decision.fault is not None:
-            return self._fault_answer(decision, request_id)
         payload = {"RequestId": request_id}
         payload.update(body)
-        return Response.json(200, payload, {"x-acs-request-id": request_id})
+        answer = Response.json(200, payload, {"x-acs-request-id": request_id})
+        return answer if fault is None else self._fault_answer(fault, request_id, answer)
 
-    def _fault_answer(self, decision: Decision, request_id: str) -> Response:
-        if decision.timeout:
+    def _fault_answer(self, fault: Fault, request_id: str,
+                      answer: Response | None = None) -> Response:
+        """What the client gets instead of `answer` (the operation's, when it was carried out)."""
+        if fault.timeout:
             # Hold the connection past any client's read timeout, then close it unanswered.
             self._release.wait(self._config.timeout_hold_seconds)
-            return Response(drop=True)
-        return self._error(decision.fault.error(), request_id)
+            return Response(drop=True, fault="timeout")
+        if fault.reset:
+            return Response(drop=True, reset=True, fault="reset")
+        if fault.code or answer is None:
+            answer = self._error(fault.error(), request_id)
+        return spoil(answer, fault.body) if fault.body else answer
 
     def _error(self, error: VodError, request_id: str) -> Response:
         headers = {"x-acs-request-id": request_id}

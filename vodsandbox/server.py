@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from email.utils import formatdate
@@ -37,7 +38,29 @@ class HttpServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._conn_threads: set[threading.Thread] = set()
+        self._to_reset: set[socket.socket] = set()
         super().__init__(address, Handler)
+
+    def reset_on_close(self, connection: socket.socket) -> None:
+        """Close this connection with a TCP RST instead of the usual FIN."""
+        with self._lock:
+            self._to_reset.add(connection)
+
+    def shutdown_request(self, request) -> None:
+        """Close a served connection: normally FIN first; RST when asked (reset_on_close)."""
+        with self._lock:
+            reset = request in self._to_reset
+            self._to_reset.discard(request)
+        if not reset:
+            super().shutdown_request(request)
+            return
+        # No shutdown(SHUT_WR), which would send a FIN first; close() with a zero linger
+        # time discards the connection and sends RST.
+        try:
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass  # the peer is gone already
+        self.close_request(request)
 
     def process_request(self, request, client_address) -> None:
         """Serve a new connection in its own thread, remembering both for stop()."""
@@ -144,6 +167,8 @@ class Handler(BaseHTTPRequestHandler):
                                            "Message": "The sandbox failed; see its log."})
         if response.drop:
             self.close_connection = True
+            if response.reset:
+                self.server.reset_on_close(self.connection)
             return
         self._write(response)
 
@@ -157,5 +182,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        body = response.body
+        if response.cut_after is not None:
+            # The head announced the whole body; the rest never comes and the connection ends.
+            body = body[:response.cut_after]
+            self.close_connection = True
         # One write for the whole answer: no small-packet stall on keep-alive connections.
-        self.wfile.write(head if self.command == "HEAD" else head + response.body)
+        self.wfile.write(head if self.command == "HEAD" else head + body)

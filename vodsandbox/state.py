@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 ISO_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+# Remembered nonces below this count are never pruned.
+_NONCE_PRUNE_FLOOR = 4096
 
 
 def iso(moment: datetime) -> str:
@@ -133,6 +135,7 @@ class Store:
         self._references: dict[str, str] = {}  # ReferenceId -> VideoId
         self._sts: dict[str, str] = {}  # STS AccessKeyId -> media id (for the OSS side)
         self._nonces: dict[tuple[str, str], float] = {}  # (AccessKeyId, nonce) -> forget at
+        self._prune_nonces_above = _NONCE_PRUNE_FLOOR
         self._calls: list[dict] = []
 
     def clear(self) -> None:
@@ -257,9 +260,12 @@ class Store:
             if forget_at is not None and forget_at > now:
                 return False
             self._nonces[key] = now + remember_for
-            # Prune now and then so a long run does not grow without bound.
-            if len(self._nonces) > 4096:
+            # Prune now and then so a long run does not grow without bound. Nonces live for
+            # the whole skew window, so under load most survive a pruning: the next one waits
+            # until the memory has doubled, keeping the cost per call constant.
+            if len(self._nonces) > self._prune_nonces_above:
                 self._nonces = {k: t for k, t in self._nonces.items() if t > now}
+                self._prune_nonces_above = max(_NONCE_PRUNE_FLOOR, 2 * len(self._nonces))
             return True
 
     # --- call log ------------------------------------------------------------------------

@@ -58,16 +58,22 @@ class Request:
 
 @dataclass
 class Response:
-    """One HTTP answer. `drop` means: send nothing and close the connection.
+    """One HTTP answer. `drop` means: send nothing and close the connection; with `reset`,
+    close it with a TCP RST instead of a FIN. `cut_after`: send the head (announcing the
+    whole body) and only that many bytes of the body, then close the connection.
 
-    `code` is the VOD error code answered (for the call log; never sent as such).
+    `code` is the VOD error code answered and `fault` the kind of injected fault that shaped
+    the answer (both for the call log; never sent as such).
     """
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     drop: bool = False
+    reset: bool = False
+    cut_after: int | None = None
     code: str | None = None
+    fault: str | None = None
 
     @classmethod
     def json(cls, status: int, payload, headers: dict[str, str] | None = None) -> Response:

@@ -1,5 +1,7 @@
 """Request validation (VOD's limits, before VOD is called) and response shapes."""
 
+from operator import attrgetter
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -43,7 +45,7 @@ class TagsField(serializers.ListField):
         return _checked(validation.normalize_tags, tags)
 
     def to_representation(self, value):
-        return [tag for tag in (value or "").split(",") if tag]
+        return _tags(value)
 
 
 class ExtendField(serializers.JSONField):
@@ -151,6 +153,63 @@ class AttachedMediaCreateSerializer(_CommonCreateSerializer):
 
 
 # --- Responses -------------------------------------------------------------------------
+#
+# The response serializers declare every field (the OpenAPI schema is built from them) but
+# render by hand: DRF's generic rendering builds and deep-copies each of a record's ~30
+# field objects per response, which cost more CPU than everything else in issuing a
+# credential except the VOD call (bench/README.md). tests/test_api_representation.py holds
+# the hand-written rendering equal to DRF's generic one for every serializer.
+
+# DRF's rendering of a datetime (ISO 8601 in the current time zone, UTC as "Z"): stateless.
+_DATETIME = serializers.DateTimeField()
+# Fields a create or refresh adds to the record; the credential comes in the context.
+_ISSUED = ("upload_address", "upload_auth", "upload")
+
+
+def _datetime(value):
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def _tags(value: str) -> list[str]:
+    return [tag for tag in (value or "").split(",") if tag]
+
+
+def _error(upload) -> dict | None:
+    if not upload.error_code:
+        return None
+    return {"code": upload.error_code, "message": upload.error_message}
+
+
+def _credential(issued) -> dict:
+    """An IssuedUpload as UploadCredentialSerializer renders it."""
+    address, credential = issued.address, issued.credential
+    return {"endpoint": address.endpoint, "bucket": address.bucket,
+            "object_key": address.object_key, "access_key_id": credential.access_key_id,
+            "access_key_secret": credential.access_key_secret,
+            "security_token": credential.security_token,
+            "expires_at": _datetime(credential.expires_at)}
+
+
+# Each field of an upload record, read off the row as DRF renders its declared field.
+_RECORD_FIELDS = {
+    "video_id": attrgetter("vod_id"),
+    "image_id": attrgetter("vod_id"),
+    "media_id": attrgetter("vod_id"),
+    "owner": lambda upload: upload.owner.get_username(),
+    "status": lambda upload: str(upload.status),
+    "tags": lambda upload: _tags(upload.tags),
+    "upload_location": lambda upload: {"endpoint": upload.upload_endpoint,
+                                       "bucket": upload.upload_bucket,
+                                       "object_key": upload.upload_object_key},
+    "credential_expires_at": lambda upload: _datetime(upload.credential_expires_at),
+    "created_at": lambda upload: _datetime(upload.created_at),
+    "updated_at": lambda upload: _datetime(upload.updated_at),
+    "error": _error,
+    **{name: attrgetter(name) for name in (
+        "vod_status", "title", "description", "file_name", "file_size", "extend",
+        "credentials_issued", "cate_id", "cover_url", "image_type", "image_ext", "image_url",
+        "file_url", "business_type", "media_ext", "cate_ids", "media_url")},
+}
 
 
 class UploadAddressSerializer(serializers.Serializer):
@@ -172,9 +231,12 @@ class _UploadSerializer(serializers.ModelSerializer):
                      "credentials_issued", "error", "created_at", "updated_at")
 
     def get_error(self, upload) -> dict | None:
-        if not upload.error_code:
-            return None
-        return {"code": upload.error_code, "message": upload.error_message}
+        return _error(upload)
+
+    def to_representation(self, upload) -> dict:
+        """The record as DRF would render it, read straight off the row (see above)."""
+        return {name: _RECORD_FIELDS[name](upload) for name in self.Meta.fields
+                if name not in _ISSUED}
 
 
 class VideoUploadSerializer(_UploadSerializer):
@@ -223,6 +285,9 @@ class UploadCredentialSerializer(serializers.Serializer):
     security_token = serializers.CharField(source="credential.security_token")
     expires_at = serializers.DateTimeField(source="credential.expires_at")
 
+    def to_representation(self, issued) -> dict:
+        return _credential(issued)
+
 
 class _IssuedFields(serializers.Serializer):
     """What a create or refresh adds to the record; the credential comes in the context."""
@@ -245,10 +310,14 @@ class _IssuedFields(serializers.Serializer):
 
     @extend_schema_field(UploadCredentialSerializer)
     def get_upload(self, upload) -> dict:
-        return UploadCredentialSerializer(self.context["credential"]).data
+        return _credential(self.context["credential"])
 
-
-_ISSUED = ("upload_address", "upload_auth", "upload")
+    def to_representation(self, upload) -> dict:
+        data = super().to_representation(upload)
+        credential = self.context["credential"]
+        data.update(upload_address=credential.upload_address,
+                    upload_auth=credential.upload_auth, upload=_credential(credential))
+        return data
 
 
 class VideoIssuedSerializer(_IssuedFields, VideoUploadSerializer):

@@ -85,6 +85,12 @@ def _record_failure(row: MediaUpload, error: vod.VodError, *, action: str,
                            "http_status": error.http_status, "message": error.message[:512]})
 
 
+# What _complete writes onto a row (besides the kind's own fields).
+_COMPLETED_FIELDS = ("vod_id", "status", "upload_endpoint", "upload_bucket", "upload_object_key",
+                     "credential_expires_at", "credentials_issued", "last_vod_request_id",
+                     "error_code", "error_message")
+
+
 def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
               context: RequestContext, extra_fields: dict) -> None:
     """Write what VOD answered onto the row and audit the issuance, atomically."""
@@ -100,7 +106,7 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
         row.error_code = row.error_message = ""
         for name, value in extra_fields.items():
             setattr(row, name, value)
-        row.save()
+        row.save(update_fields=[*_COMPLETED_FIELDS, *extra_fields, "updated_at"])
         audit.record(action, context=context, target=row, vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
                            "bucket": credential.address.bucket,
