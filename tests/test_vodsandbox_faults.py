@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
+from darabonba.exceptions import UnretryableException
 from alibabacloud_vod20170321 import models as vod
 
 from tests import test_vodsandbox
@@ -181,7 +182,7 @@ def test_a_reset_after_applying_leaves_the_video_in_vod(sandbox):
     request = vod.CreateUploadVideoRequest(title="Clip", file_name="clip.mp4",
                                            reference_id="reset-after-apply")
 
-    with pytest.raises(Exception):
+    with pytest.raises(UnretryableException):  # the SDK's wrapper of a network failure
         sdk_client(sandbox).create_upload_video(request)
 
     assert sandbox.count_videos() == 1

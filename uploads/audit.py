@@ -189,9 +189,10 @@ def verify_chain(key: bytes | None = None, *, batch_size: int = 5000) -> ChainRe
     for row in rows:
         sequence = row["sequence"]
         if sequence != expected_sequence:
-            what = "missing" if sequence > expected_sequence else "repeated or out of order"
+            missing = sequence > expected_sequence
+            what = "missing" if missing else "repeated or out of order"
             return ChainReport(False, checked, expected_sequence - 1, previous_hash,
-                               first_bad_sequence=expected_sequence if sequence > expected_sequence else sequence,
+                               first_bad_sequence=expected_sequence if missing else sequence,
                                reason=f"sequence {expected_sequence} is {what} (found {sequence})")
         if row["actor_id"] is not None and row["actor_id"] != row["actor_ref"]:
             return ChainReport(False, checked, sequence - 1, previous_hash, sequence,
