@@ -35,6 +35,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,7 +52,7 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 from tests.stack import Portal, fresh_database_url, start_portal  # noqa: E402
 
-ACCESS_KEY_ID = "LTAI5tBenchIssueKeyId0001"
+ACCESS_KEY_ID = "BenchIssueKeyId0001"
 ACCESS_KEY_SECRET = "bench-issue-secret-0b9d7c3e51a2f468"
 VIDEO = {"title": "Bench clip", "file_name": "clip.mp4"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -272,13 +274,10 @@ def run_bare_sdk(endpoint: str, calls: int) -> dict:
 # --- the load: wrk ------------------------------------------------------------------------
 
 WRK_SCRIPT = """
--- POST /api/v1/videos/ with the users' tokens in turn; counts statuses; with STOP_AFTER > 0
--- the thread stops after that many answers.
+-- POST /api/v1/videos/ with the users' tokens in turn; counts the answers' statuses.
 local tokens = {%(tokens)s}
 local body = '%(body)s'
-local stop_after = %(stop_after)d
 local sent = 0
-answered = 0
 statuses = {}
 
 request = function()
@@ -290,9 +289,7 @@ request = function()
 end
 
 response = function(status, headers, body)
-  answered = answered + 1
   statuses[status] = (statuses[status] or 0) + 1
-  if stop_after > 0 and answered >= stop_after then wrk.thread:stop() end
 end
 
 local threads = {}
@@ -333,20 +330,29 @@ class WrkResult:
         return self.statuses.get(201, 0)
 
 
-def write_wrk_script(directory: Path, tokens: list[str], stop_after: int = 0) -> Path:
-    path = directory / f"post-{stop_after}.lua"
+def write_wrk_script(directory: Path, tokens: list[str]) -> Path:
+    path = directory / "post.lua"
     path.write_text(WRK_SCRIPT % {"tokens": ", ".join(f'"{token}"' for token in tokens),
-                                  "body": json.dumps(VIDEO), "stop_after": stop_after})
+                                  "body": json.dumps(VIDEO)})
     return path
 
 
-def run_wrk(url: str, script: Path, clients: int, seconds: float) -> WrkResult:
-    """wrk with one thread (it is C: one core serves thousands of requests per second)."""
-    completed = subprocess.run(
+def run_wrk(url: str, script: Path, clients: int, seconds: float,
+            until: Callable[[], bool] | None = None) -> WrkResult:
+    """wrk with one thread (it is C: one core serves thousands of requests per second), for
+    `seconds`, or until `until()` says so (wrk ends early, with its summary, on SIGINT)."""
+    process = subprocess.Popen(
         ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-         "-s", str(script), url], capture_output=True, text=True, check=True,
-        timeout=seconds + 600)
-    line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
+         "-s", str(script), url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if until is not None:
+        while process.poll() is None and not until():
+            time.sleep(0.5)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=seconds + 600)
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr[-2000:]}")
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
     data = json.loads(line[len("RESULT "):])
     return WrkResult(seconds=data["duration_us"] / 1e6,
                      statuses={int(status): count for status, count in data["statuses"].items()},
@@ -597,8 +603,10 @@ def soak(args, portal: Portal, gunicorn_cpu: GunicornCpu, workdir: Path, tokens:
     """--soak N issuances after a warm-up; each worker's RSS after the warm-up and at the end."""
     database_url = portal.env["DATABASE_URL"]
     workers = gunicorn_cpu.workers()
-    run_wrk(portal.url, write_wrk_script(workdir, tokens, stop_after=args.soak_warmup),
-            args.soak_clients, 3600)
+    script = write_wrk_script(workdir, tokens)
+    warm_from = issued_count(database_url)
+    run_wrk(portal.url, script, args.soak_clients, 3600,
+            until=lambda: issued_count(database_url) - warm_from >= args.soak_warmup)
     time.sleep(1.0)
     start_rss = {worker: rss_mib(worker) for worker in workers}
     start_issued = issued_count(database_url)
@@ -618,8 +626,8 @@ def soak(args, portal: Portal, gunicorn_cpu: GunicornCpu, workdir: Path, tokens:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.monotonic()
-    result = run_wrk(portal.url, write_wrk_script(workdir, tokens, stop_after=args.soak),
-                     args.soak_clients, 7200)
+    result = run_wrk(portal.url, script, args.soak_clients, 7200,
+                     until=lambda: issued_count(database_url) - start_issued >= args.soak)
     elapsed = time.monotonic() - started
     stop.set()
     sampler.join()

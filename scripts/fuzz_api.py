@@ -52,10 +52,10 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="vodportal-fuzz-"))
-    sandbox = Sandbox(SandboxConfig(access_key_id="LTAI5tFuzzKeyId0000001",
+    sandbox = Sandbox(SandboxConfig(access_key_id="FuzzKeyId0000001",
                                     access_key_secret="fuzz-sandbox-secret")).start()
     portal = start_portal(
-        sandbox_endpoint=sandbox.endpoint, access_key_id="LTAI5tFuzzKeyId0000001",
+        sandbox_endpoint=sandbox.endpoint, access_key_id="FuzzKeyId0000001",
         access_key_secret="fuzz-sandbox-secret",
         database_url=f"sqlite:///{workdir / 'fuzz.sqlite3'}", workdir=workdir,
         users=["fuzzer"],

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 from vodsandbox import Sandbox, SandboxConfig  # noqa: E402
 
-SANDBOX_ACCESS_KEY_ID = "LTAI5tSandboxTestKeyId01"
+SANDBOX_ACCESS_KEY_ID = "SandboxTestKeyId01"
 SANDBOX_ACCESS_KEY_SECRET = "sandbox-test-secret-5f2c9e0b7a41d3"
 
 

@@ -136,7 +136,7 @@ def test_wrong_access_key_secret_is_503_not_configured(api, sandbox, settings):
 
 
 def test_unknown_access_key_is_503_not_configured(api, settings):
-    settings.VOD_SANDBOX_ACCESS_KEY_ID = "LTAI5tNobodyKnowsThisKey"
+    settings.VOD_SANDBOX_ACCESS_KEY_ID = "NobodyKnowsThisKey"
 
     response = post_video(api)
 

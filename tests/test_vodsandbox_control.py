@@ -94,7 +94,7 @@ def test_control_paths_are_not_vod_and_vod_cannot_reach_them(sandbox):
 def test_cli_starts_answers_and_stops_on_sigterm():
     port = free_port()
     env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true",
-               VODSANDBOX_ACCESS_KEY_ID="LTAI5tFromTheEnvironment")
+               VODSANDBOX_ACCESS_KEY_ID="FromTheEnvironment")
     process = subprocess.Popen(
         [sys.executable, "-m", "vodsandbox", "--host", "127.0.0.1", "--port", str(port),
          "--access-key-secret", "cli-secret", "--fault", "CreateUploadImage:Throttling:1",
@@ -104,7 +104,7 @@ def test_cli_starts_answers_and_stops_on_sigterm():
         line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
         server = type("Endpoint", (), {"endpoint": f"127.0.0.1:{port}"})()
-        client = sdk_client(server, key_id="LTAI5tFromTheEnvironment", secret="cli-secret")
+        client = sdk_client(server, key_id="FromTheEnvironment", secret="cli-secret")
         assert client.create_upload_video(VIDEO).body.video_id
         image = vod.CreateUploadImageRequest(image_type="default")
         assert vod_error(lambda: client.create_upload_image(image)).code == "Throttling"

@@ -86,7 +86,7 @@ def test_wrong_secret_is_signature_does_not_match(sandbox, v1):
 
 @pytest.mark.parametrize("v1", [False, True], ids=["v3", "v1"])
 def test_unknown_access_key_is_not_found(sandbox, v1):
-    error = vod_error(lambda: sdk_client(sandbox, key_id="LTAI5tNobodyKnowsThis", v1=v1)
+    error = vod_error(lambda: sdk_client(sandbox, key_id="NobodyKnowsThis", v1=v1)
                       .create_upload_video(VIDEO))
 
     assert (error.code, error.status_code) == ("InvalidAccessKeyId.NotFound", 404)
@@ -189,7 +189,7 @@ def test_errors_have_vods_shape_and_fresh_request_ids(sandbox):
 
 def test_the_call_log_records_who_asked_what(sandbox):
     v3_call(sandbox, "CreateUploadVideo", {"Title": "Clip", "FileName": "clip.mp4"})
-    v1_call(sandbox, "GetVideoInfo", {"VideoId": "b" * 32}, key_id="LTAI5tUnknown")
+    v1_call(sandbox, "GetVideoInfo", {"VideoId": "b" * 32}, key_id="Unknown")
 
     first, second = sandbox.calls
     assert first["params"] == {"Title": "Clip", "FileName": "clip.mp4"}

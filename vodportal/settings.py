@@ -219,7 +219,7 @@ VOD_CALLBACK_MAX_AGE = env.int("VOD_CALLBACK_MAX_AGE", default=300)
 # The local sandbox (vodsandbox) instead of Alibaba Cloud: explicit sandbox keys, never the
 # credentials chain. A system check refuses it when DEBUG is off.
 VOD_SANDBOX = env.bool("VOD_SANDBOX", default=False)
-VOD_SANDBOX_ACCESS_KEY_ID = env.str("VOD_SANDBOX_ACCESS_KEY_ID", default="LTAI5tSandboxDevKeyId0001")
+VOD_SANDBOX_ACCESS_KEY_ID = env.str("VOD_SANDBOX_ACCESS_KEY_ID", default="SandboxDevKeyId0001")
 VOD_SANDBOX_ACCESS_KEY_SECRET = env.str(
     "VOD_SANDBOX_ACCESS_KEY_SECRET", default="sandbox-dev-secret-change-me"
 )

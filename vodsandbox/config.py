@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 # Well-known development keys: what `python -m vodsandbox` and `make run` use when nothing
 # else is given. They protect nothing; they only make the SDK sign as it would for VOD.
-DEV_ACCESS_KEY_ID = "LTAI5tSandboxDevKeyId0001"
+DEV_ACCESS_KEY_ID = "SandboxDevKeyId0001"
 DEV_ACCESS_KEY_SECRET = "sandbox-dev-secret-change-me"
 
 # VOD's documented validity of a video upload credential, in seconds.
