@@ -22,8 +22,8 @@ CREATES = {
 
 def statement(sql: str) -> str:
     """'SELECT knox_authtoken', 'INSERT uploads_videoupload', 'BEGIN', 'lock chain', ..."""
-    if "pg_advisory_xact_lock" in sql:
-        return "lock chain"
+    if "uploads_audit_chain_head_locked" in sql:
+        return "lock chain, SELECT its head"
     verb = sql.split(None, 1)[0].upper()
     table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql)
     return f"{verb} {table.group(1)}" if table and verb != "BEGIN" else verb
@@ -37,14 +37,16 @@ def test_a_credential_costs_one_lookup_one_insert_and_one_transaction(kind, api,
     with CaptureQueriesContext(connection) as queries:
         assert api.post(path, body, format="json").status_code == 201
 
-    lock = ["lock chain"] if connection.vendor == "postgresql" else []  # SQLite: BEGIN IMMEDIATE
+    # PostgreSQL: the advisory lock and the head in one round trip. SQLite: BEGIN IMMEDIATE
+    # holds the write lock already.
+    head = ("lock chain, SELECT its head" if connection.vendor == "postgresql"
+            else "SELECT uploads_auditevent")
     assert [statement(query["sql"]) for query in queries.captured_queries] == [
         "SELECT knox_authtoken",         # the token and its user, one query
         f"INSERT {table}",               # the `requesting` row, committed before VOD is called
         "BEGIN",
         f"UPDATE {table}",               # what VOD answered
-        *lock,
-        "SELECT uploads_auditevent",     # the chain's head
+        head,                            # the chain's head, under its lock
         "INSERT uploads_auditevent",
         "COMMIT",
     ]

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from .. import audit, vod
+from .. import audit, statements, vod
 from ..audit import RequestContext
 from ..models import (
     AttachedMediaUpload,
@@ -106,7 +106,7 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
         row.error_code = row.error_message = ""
         for name, value in extra_fields.items():
             setattr(row, name, value)
-        row.save(update_fields=[*_COMPLETED_FIELDS, *extra_fields, "updated_at"])
+        statements.update(row, [*_COMPLETED_FIELDS, *extra_fields, "updated_at"])
         audit.record(action, context=context, target=row, vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
                            "bucket": credential.address.bucket,
@@ -116,7 +116,7 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
 
 def _issue(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
            context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
-    row.save(force_insert=True)  # committed: a trace exists before VOD is called
+    statements.insert(row)  # committed: a trace exists before VOD is called
     return _send_and_complete(row, send, context, extra_fields)
 
 
