@@ -500,20 +500,28 @@ def summarize_profile(paths: list[Path], top: int = 25) -> str:
     own: dict[str, int] = {}
     under: dict[str, int] = {}
     total = 0
-    markers = {
-        "Django (WSGIHandler.__call__)": "WSGIHandler.__call__",
-        "DRF view (APIView.dispatch)": "APIView.dispatch",
+    # Function frames, matched from the start of the frame ("name (file:line)"), so that
+    # "_complete" does not also count "_send_and_complete".
+    functions = {
+        "Django (WSGIHandler.__call__)": "WSGIHandler.__call__ (",
+        "DRF view (APIView.dispatch)": "APIView.dispatch (",
         "issuing service (video_issue)": "video_issue (uploads/services/issuing.py",
-        "SDK call (create_upload_video_with_options)": "create_upload_video_with_options",
-        "VOD limiter (Redis)": "vod_call_slot",
+        "SDK call (create_upload_video_with_options)":
+            "Client.create_upload_video_with_options (",
+        "VOD limiter (Redis)": "vod_call_slot (",
         "_complete: row UPDATE + audit, one transaction": "_complete (uploads/services",
         "audit.record": "record (uploads/audit.py",
-        "token authentication (knox)": "knox/auth.py",
-        "per-user throttle (Redis)": "allow_request (uploads/api/throttles.py",
-        "request validation (is_valid)": "is_valid (rest_framework",
-        "response serialization": "issued_response (uploads/api/views.py",
+        "token authentication (knox + uploads/statements.py)": "TokenAuthentication.authenticate (",
+        "per-user throttle (Redis)": "_UserMovingWindowThrottle.allow_request (",
+        "request validation (is_valid)": "BaseSerializer.is_valid (",
+        "response (issued_response)": "UploadViewSet.issued_response (",
+        "the requesting row's INSERT": "insert (uploads/statements.py",
+    }
+    # Whole libraries, matched anywhere in the frame.
+    libraries = {
         "Django ORM: building SQL (as_sql)": ".as_sql (django/db/models/sql/compiler.py",
         "psycopg execute": "Cursor.execute (psycopg/cursor.py",
+        "garbage collector (gc)": "(garbage collection)",
         "logging": "logging/__init__.py",
     }
     for path in paths:
@@ -530,7 +538,10 @@ def summarize_profile(paths: list[Path], top: int = 25) -> str:
             samples = int(count)
             total += samples
             own[frames[-1]] = own.get(frames[-1], 0) + samples
-            for name, marker in markers.items():
+            for name, marker in functions.items():
+                if any(frame.startswith(marker) for frame in frames):
+                    under[name] = under.get(name, 0) + samples
+            for name, marker in libraries.items():
                 if any(marker in frame for frame in frames):
                     under[name] = under.get(name, 0) + samples
             if not any("WSGIHandler.__call__" in frame for frame in frames):
