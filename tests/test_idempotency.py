@@ -46,7 +46,22 @@ def test_the_same_key_with_another_body_is_422(api, sandbox):
     refused = post(api, body={**VIDEO, "title": "Another"})
     assert refused.status_code == 422
     assert refused.json()["code"] == "idempotency_key_reused"
+    assert refused.json()["request_id"] == refused["X-Request-ID"]  # the one error shape
     assert sandbox.count_calls("CreateUploadVideo") == 1
+
+
+def test_an_answer_that_can_no_longer_be_decrypted_is_a_clear_409(api, sandbox, settings):
+    assert post(api).status_code == 201
+    settings.SECRET_KEY = "rotated-" + settings.SECRET_KEY  # the stored answer's key is gone
+
+    again = post(api)
+
+    assert again.status_code == 409
+    assert again.json() == {"code": "idempotency_key_unreadable",
+                            "detail": again.json()["detail"],
+                            "request_id": again["X-Request-ID"]}
+    assert "new key" in again.json()["detail"]
+    assert sandbox.count_calls("CreateUploadVideo") == 1  # never a second video for the key
 
 
 def test_keys_are_per_user_and_per_endpoint(api, other_api, sandbox):
@@ -147,6 +162,7 @@ def test_a_request_still_running_past_the_wait_gets_409(user, sandbox, settings)
 
     assert answers["second"].status_code == 409
     assert answers["second"]["Retry-After"] == "1"
+    assert answers["second"].json()["request_id"] == answers["second"]["X-Request-ID"]
     assert answers["first"].status_code == 201
     assert sandbox.count_calls("CreateUploadVideo") == 1
 

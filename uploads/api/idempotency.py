@@ -52,14 +52,21 @@ def _fingerprint(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def _replay(record: IdempotencyRecord) -> Response:
+def _error(request, http_status: int, code: str, detail: str, **headers: str) -> Response:
+    """The API's one error shape (uploads/api/errors.py), with the request's id."""
+    return Response({"code": code, "detail": detail,
+                     "request_id": getattr(request, "request_id", "")},
+                    status=http_status, headers=headers or None)
+
+
+def _replay(request, record: IdempotencyRecord) -> Response:
     try:
         body = json.loads(_fernet().decrypt(record.response_body.encode()))
     except (InvalidToken, ValueError):
         # SECRET_KEY changed since: the answer cannot be read back, so say so plainly.
-        return Response({"code": "idempotency_key_unreadable",
-                         "detail": "The answer stored for this Idempotency-Key can no longer "
-                                   "be read; use a new key."}, status=status.HTTP_409_CONFLICT)
+        return _error(request, status.HTTP_409_CONFLICT, "idempotency_key_unreadable",
+                      "The answer stored for this Idempotency-Key can no longer be read; use a "
+                      "new key.")
     return Response(body, status=record.response_status,
                     headers={"Idempotent-Replayed": "true", "Cache-Control": "no-store"})
 
@@ -96,19 +103,17 @@ def _existing(request, scope: str, key: str,
         if record is None:
             return None  # the first request failed and freed the key
         if record.fingerprint != fingerprint:
-            return Response({"code": "idempotency_key_reused",
-                             "detail": f"This {HEADER} was used with a different request "
-                                       "body; use a new key for a new request."},
-                            status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+            return _error(request, status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused",
+                          f"This {HEADER} was used with a different request body; use a new "
+                          "key for a new request.")
         if record.state == IdempotencyRecord.COMPLETED:
-            return _replay(record)
+            return _replay(request, record)
         if record.state == IdempotencyRecord.INTERRUPTED and _take_over(record):
             return record
         if time.monotonic() >= deadline:
-            return Response({"code": "idempotency_key_in_use",
-                             "detail": f"A request with this {HEADER} is still being "
-                                       "processed; retry shortly."},
-                            status=status.HTTP_409_CONFLICT, headers={"Retry-After": "1"})
+            return _error(request, status.HTTP_409_CONFLICT, "idempotency_key_in_use",
+                          f"A request with this {HEADER} is still being processed; retry "
+                          "shortly.", **{"Retry-After": "1"})
         time.sleep(_POLL_SECONDS)
 
 
@@ -157,7 +162,6 @@ def idempotent(request, scope: str, execute: Callable[[uuid.UUID | None], Respon
             json.dumps(response.data, default=str).encode()).decode()
         record.save(update_fields=["state", "response_status", "response_body"])
         return response
-    return Response({"code": "idempotency_key_in_use",
-                     "detail": f"A request with this {HEADER} is being retried; retry "
-                               "shortly."}, status=status.HTTP_409_CONFLICT,
-                    headers={"Retry-After": "1"})
+    return _error(request, status.HTTP_409_CONFLICT, "idempotency_key_in_use",
+                  f"A request with this {HEADER} is being retried; retry shortly.",
+                  **{"Retry-After": "1"})

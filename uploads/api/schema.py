@@ -58,3 +58,32 @@ class AutoSchema(openapi.AutoSchema):
                             "same body returns the first answer without asking VOD again "
                             "(for 24 h); with another body: 422."))
         return parameters
+
+
+def link_issued_ids(result, generator, request, public):
+    """drf-spectacular postprocessing hook: OpenAPI links from each create's 201 answer to
+    the operations on the upload it made (read, refresh, cancel), with the issued id as the
+    path parameter. Clients and generators can then follow an id without guessing, and
+    schemathesis's stateful phase (scripts/fuzz_api.py) reaches those operations with ids
+    that exist."""
+    paths = result.get("paths", {})
+    for collection, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        links = {}
+        for path, path_operations in paths.items():
+            rest = path[len(collection):] if path.startswith(collection) else ""
+            if not rest.startswith("{"):
+                continue
+            parameter = rest[1:rest.index("}")]
+            for operation in path_operations.values():
+                if not isinstance(operation, dict) or "operationId" not in operation:
+                    continue
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": {parameter: f"$response.body#/{parameter}"},
+                }
+        if links:
+            created["links"] = links
+    return result
