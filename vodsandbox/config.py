@@ -79,7 +79,7 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if not self.access_key_id or not self.access_key_secret:
             raise ValueError("SandboxConfig needs an access_key_id and an access_key_secret")
-        if not self.allow_remote and not _is_loopback(self.host):
+        if not self.allow_remote and not is_loopback_host(self.host):
             raise ValueError(f"host {self.host!r} is not a loopback address; the sandbox's "
                              "control endpoints are unauthenticated (set allow_remote=True "
                              "to bind elsewhere on purpose)")
@@ -107,7 +107,8 @@ class SandboxConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address is this machine (the sandbox reaches nothing further)."""
     if host == "localhost":
         return True
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import http.client
-import ipaddress
 import itertools
 import json
 import logging
@@ -27,6 +26,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from .config import is_loopback_host
 
 logger = logging.getLogger("vodsandbox")
 
@@ -42,13 +43,7 @@ def vod_signature(url: str, timestamp: str, auth_key: str) -> str:
 
 def is_loopback_url(url: str) -> bool:
     """Whether a URL points at this machine (the sandbox sends nothing further)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 class Notifier:
