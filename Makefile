@@ -34,7 +34,7 @@ run: install
 	BIN=$(BIN) ./scripts/run-local.sh
 
 browser:
-	./scripts/ensure-chromium.sh
+	./scripts/ensure-debian-package.sh chromium chromium optional "the browser tests"
 
 ## Production-style: collect static files, migrate, serve with gunicorn (gunicorn.conf.py).
 serve: install
@@ -56,7 +56,7 @@ fuzz: install
 
 ## Issuing throughput and the 50,000-issuance memory soak (bench/README.md); ~8 minutes.
 bench-issue: install
-	./scripts/ensure-wrk.sh
+	./scripts/ensure-debian-package.sh wrk wrk required "the issuing benchmark"
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/issue_throughput.py --soak 50000 $(BENCH_ARGS)
 
 ## Lint and Django's system checks.
