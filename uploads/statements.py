@@ -23,16 +23,32 @@ from typing import Sequence
 
 from django.db import DatabaseError, connections, router
 from django.db.models import Field, Model
+from django.db.models.expressions import Col
 
 
 def _quoted_table(model: type[Model], connection) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def _reader(field: Field, connection) -> tuple[tuple, Col]:
+    """How a value of `field` read from the database becomes what the ORM would return: the
+    backend's and the field's converters, and the column they are called with."""
+    column = field.get_col(field.model._meta.db_table)
+    return (tuple(connection.ops.get_db_converters(column)
+                  + column.get_db_converters(connection)), column)
+
+
+def _read(value, reader: tuple[tuple, Col], connection):
+    converters, column = reader
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value
+
+
 @lru_cache(maxsize=64)
-def _insert_plan(model: type[Model], alias: str, vendor: str
-                 ) -> tuple[str, tuple[Field, ...], Field | None]:
-    """(SQL, the fields it sets in order, the field RETURNING hands back or None)."""
+def _insert_plan(model: type[Model], alias: str, vendor: str):
+    """(SQL, the fields it sets in order, the field RETURNING hands back or None, and how
+    to read that field)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     fields = tuple(field for field in model._meta.local_concrete_fields
@@ -42,9 +58,10 @@ def _insert_plan(model: type[Model], alias: str, vendor: str
     sql = (f"INSERT INTO {_quoted_table(model, connection)} "
            f"({', '.join(quote(field.column) for field in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
-    if returned is not None:
-        sql += f" RETURNING {quote(returned.column)}"
-    return sql, fields, returned
+    if returned is None:
+        return sql, fields, None, None
+    sql += f" RETURNING {quote(returned.column)}"
+    return sql, fields, returned, _reader(returned, connection)
 
 
 def insert(instance: Model) -> Model:
@@ -52,7 +69,7 @@ def insert(instance: Model) -> Model:
     model = type(instance)
     alias = router.db_for_write(model, instance=instance)
     connection = connections[alias]
-    sql, fields, returned = _insert_plan(model, alias, connection.vendor)
+    sql, fields, returned, reader = _insert_plan(model, alias, connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection)
               for field in fields]
     with connection.cursor() as cursor:
@@ -60,9 +77,7 @@ def insert(instance: Model) -> Model:
         if returned is not None:
             row = cursor.fetchone()
             value = row[0] if row else cursor.lastrowid
-            for converter in _converters(returned, connection):
-                value = converter(value, returned.get_col(model._meta.db_table), connection)
-            setattr(instance, returned.attname, value)
+            setattr(instance, returned.attname, _read(value, reader, connection))
     instance._state.adding = False
     instance._state.db = alias
     return instance
@@ -98,11 +113,6 @@ def update(instance: Model, field_names: Sequence[str]) -> None:
                                 f"({cursor.rowcount} rows matched).")
 
 
-def _converters(field: Field, connection) -> list:
-    column = field.get_col(field.model._meta.db_table)
-    return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-
-
 @lru_cache(maxsize=16)
 def _join_plan(model: type[Model], relation: str, where: str, alias: str, vendor: str):
     connection = connections[alias]
@@ -115,15 +125,15 @@ def _join_plan(model: type[Model], relation: str, where: str, alias: str, vendor
     columns = [f"{own_table}.{quote(field.column)}" for field in own_fields]
     columns += [f"{related_table}.{quote(field.column)}" for field in related_fields]
     target = foreign_key.target_field
+    where_field = model._meta.get_field(where)
     sql = (f"SELECT {', '.join(columns)} FROM {own_table} INNER JOIN {related_table} "
            f"ON {own_table}.{quote(foreign_key.column)} = "
            f"{related_table}.{quote(target.column)} "
-           f"WHERE {own_table}.{quote(model._meta.get_field(where).column)} = %s")
-    converters = tuple((position, tuple(_converters(field, connection)),
-                        field.get_col(field.model._meta.db_table))
-                       for position, field in enumerate(own_fields + related_fields)
-                       if _converters(field, connection))
-    return sql, len(own_fields), converters, foreign_key.name
+           f"WHERE {own_table}.{quote(where_field.column)} = %s")
+    readers = ((position, _reader(field, connection))
+               for position, field in enumerate(own_fields + related_fields))
+    readers = tuple((position, reader) for position, reader in readers if reader[0])
+    return sql, len(own_fields), readers, foreign_key.name, related, where_field
 
 
 def select_with_related(model: type[Model], relation: str, where: str, value) -> list[Model]:
@@ -131,18 +141,16 @@ def select_with_related(model: type[Model], relation: str, where: str, value) ->
     whose SQL is built once. `relation` must be a non-null ForeignKey."""
     alias = router.db_for_read(model)
     connection = connections[alias]
-    sql, split, converters, cache_name = _join_plan(model, relation, where, alias,
-                                                    connection.vendor)
-    related = model._meta.get_field(relation).related_model
+    sql, split, readers, cache_name, related, where_field = _join_plan(
+        model, relation, where, alias, connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [model._meta.get_field(where).get_db_prep_value(value, connection)])
+        cursor.execute(sql, [where_field.get_db_prep_value(value, connection)])
         rows = cursor.fetchall()
     instances = []
     for row in rows:
         values = list(row)
-        for position, functions, column in converters:
-            for function in functions:
-                values[position] = function(values[position], column, connection)
+        for position, reader in readers:
+            values[position] = _read(values[position], reader, connection)
         own = model.from_db(alias, None, values[:split])
         setattr(own, cache_name, related.from_db(alias, None, values[split:]))
         instances.append(own)
