@@ -52,6 +52,13 @@ _VOD_ERRORS = {
 }
 
 
+def error_response(request_id: str, http_status: int, code: str, detail: str, *,
+                   headers: dict[str, str] | None = None, **extra) -> Response:
+    """An answer in the API's one error shape: {code, detail, request_id, ...extra}."""
+    return Response({"code": code, "detail": detail, **extra, "request_id": request_id},
+                    status=http_status, headers=headers)
+
+
 def _request_id(context) -> str:
     request = context.get("request") if context else None
     return getattr(request, "request_id", "") or ""
@@ -64,13 +71,12 @@ def _vod_error_response(exc: services.VodError, context) -> Response:
     if isinstance(exc, services.VodNotConfigured):
         logger.error("VOD refused our configuration: code=%s request_id=%s",
                      exc.code, exc.request_id)
-    body = {"code": code, "detail": detail.format(message=exc.message),
-            "vod_code": exc.code, "vod_request_id": exc.request_id,
-            "request_id": _request_id(context)}
     headers = {}
     if exc.retry_after and http_status in (429, 503, 504):
         headers["Retry-After"] = str(exc.retry_after)
-    return Response(body, status=http_status, headers=headers)
+    return error_response(_request_id(context), http_status, code,
+                          detail.format(message=exc.message), headers=headers,
+                          vod_code=exc.code, vod_request_id=exc.request_id)
 
 
 def _summarize(errors) -> str:
@@ -87,14 +93,13 @@ def exception_handler(exc, context):
     if isinstance(exc, services.VodError):
         return _vod_error_response(exc, context)
     if isinstance(exc, InvalidState):
-        return Response({"code": "invalid_state", "detail": str(exc), "status": exc.status,
-                         "request_id": request_id}, status=status.HTTP_409_CONFLICT)
+        return error_response(request_id, status.HTTP_409_CONFLICT, "invalid_state", str(exc),
+                              status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled error in API view (request_id=%s)", request_id)
-        return Response({"code": "server_error", "detail": "An unexpected error occurred.",
-                         "request_id": request_id},
-                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return error_response(request_id, status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error",
+                              "An unexpected error occurred.")
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"code": "invalid_input", "detail": _summarize(exc.detail),
                          "errors": exc.detail if isinstance(exc.detail, dict)

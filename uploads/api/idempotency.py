@@ -36,6 +36,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from ..models import IdempotencyRecord, UploadStatus, VideoUpload
+from .errors import error_response
 
 HEADER = "Idempotency-Key"
 _ACCEPTABLE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -53,10 +54,8 @@ def _fingerprint(request) -> str:
 
 
 def _error(request, http_status: int, code: str, detail: str, **headers: str) -> Response:
-    """The API's one error shape (uploads/api/errors.py), with the request's id."""
-    return Response({"code": code, "detail": detail,
-                     "request_id": getattr(request, "request_id", "")},
-                    status=http_status, headers=headers or None)
+    return error_response(getattr(request, "request_id", ""), http_status, code, detail,
+                          headers=headers or None)
 
 
 def _replay(request, record: IdempotencyRecord) -> Response:
