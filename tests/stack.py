@@ -99,13 +99,31 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
     tokens = json.loads(subprocess.run([python, "manage.py", "shell", "-v", "0", "-c", code],
                                        cwd=ROOT, env=env, check=True, capture_output=True,
                                        text=True, timeout=60).stdout)
+    return _serve(env, tokens, workdir, access_log)
+
+
+def start_sibling(portal: Portal, *, workdir: Path, workers: int = 1) -> Portal:
+    """Another gunicorn on its own port serving the same database, Redis and sandbox: a
+    second host behind the same load balancer. Requests sent to each are certain to be
+    handled by different processes, which one gunicorn's workers do not promise (the kernel
+    may hand every connection to the same worker)."""
+    access_log = workdir / "access.log"
+    env = {**portal.env, "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+           "GUNICORN_WORKERS": str(workers), "GUNICORN_ACCESSLOG": str(access_log)}
+    return _serve(env, portal.tokens, workdir, access_log)
+
+
+def _serve(env: dict[str, str], tokens: dict[str, str], workdir: Path,
+           access_log: Path) -> Portal:
+    """Start gunicorn with `env` and wait until it answers /healthz."""
+    python = sys.executable
     # A file, not a pipe: an undrained pipe fills up and blocks every worker's next log line.
     error_log = workdir / "gunicorn.log"
     process = subprocess.Popen([str(Path(python).parent / "gunicorn"),
                                 "vodportal.wsgi:application", "-c", "gunicorn.conf.py"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=error_log.open("w"))
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{env['GUNICORN_BIND']}"
     deadline = time.time() + 30
     while True:
         try:
