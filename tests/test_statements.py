@@ -6,12 +6,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from knox.models import AuthToken
 
 from tests.factories import UserFactory, VideoUploadFactory
-from uploads import statements
+from uploads import audit, statements
 from uploads.models import AuditEvent, ImageUpload, UploadStatus, VideoUpload
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +90,94 @@ def test_select_with_related_returns_what_the_orm_returns():
 
 def test_select_with_related_finds_nothing_for_an_unknown_value():
     assert statements.select_with_related(AuthToken, "user", "token_key", "nope") == []
+
+
+# --- statements.atomic: one transaction in few round trips --------------------------------
+# Outside any transaction it pipelines on PostgreSQL and is transaction.atomic() on SQLite;
+# these tests commit for real (transactional_db) so both paths are the ones production runs.
+
+
+def _audit_count(action: str) -> int:
+    return AuditEvent.objects.filter(action=action).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_commits_the_update_and_the_audit_event_together():
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.status, row.vod_id = UploadStatus.UPLOADING, "a" * 32
+
+    with statements.atomic():
+        assert (statements._pipelined(connection) is not None) == (
+            connection.vendor == "postgresql")
+        statements.update(row, ["status", "vod_id", "updated_at"])
+        event = audit.record("test.atomic", target=row)
+
+    assert VideoUpload.objects.get(pk=row.pk).vod_id == "a" * 32
+    assert isinstance(event.pk, int)  # the generated key is read once the results arrive
+    assert AuditEvent.objects.get(pk=event.pk).target_vod_id == "a" * 32
+    assert audit.verify_chain().ok
+    assert statements._pipelined(connection) is None and connection.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_rolls_everything_back_when_the_block_raises():
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.vod_id = "b" * 32
+
+    with pytest.raises(RuntimeError, match="after the writes"):
+        with statements.atomic():
+            statements.update(row, ["vod_id"])
+            audit.record("test.rolled_back", target=row)
+            raise RuntimeError("after the writes")
+
+    assert VideoUpload.objects.get(pk=row.pk).vod_id is None
+    assert _audit_count("test.rolled_back") == 0
+    # The connection is usable and back in autocommit: nothing is left open on the server.
+    assert statements._pipelined(connection) is None
+    audit.record("test.after")
+    assert _audit_count("test.after") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_refuses_to_commit_when_the_updated_row_is_gone():
+    ghost = VideoUpload(id=uuid.uuid4(), owner=UserFactory(), title="gone")
+
+    with pytest.raises(DatabaseError, match="was not updated"):
+        with statements.atomic():
+            statements.update(ghost, ["title"])
+            audit.record("test.orphan")
+
+    assert _audit_count("test.orphan") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_raises_database_errors_as_djangos_and_rolls_back():
+    existing = VideoUploadFactory()
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.vod_id = "c" * 32
+
+    with pytest.raises(IntegrityError):
+        with statements.atomic():
+            statements.update(row, ["vod_id"])
+            statements.insert(VideoUpload(id=existing.pk, owner=existing.owner, title="dup"))
+
+    assert VideoUpload.objects.get(pk=row.pk).vod_id is None
+    assert VideoUpload.objects.filter(title="dup").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_joins_an_enclosing_transaction():
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.vod_id = "d" * 32
+
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            with statements.atomic(savepoint=False):
+                assert statements._pipelined(connection) is None
+                statements.update(row, ["vod_id"])
+                with statements.atomic():  # joins again
+                    audit.record("test.joined", target=row)
+            raise RuntimeError("the outer block fails")
+
+    assert VideoUpload.objects.get(pk=row.pk).vod_id is None
+    assert _audit_count("test.joined") == 0

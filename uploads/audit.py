@@ -16,7 +16,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from . import statements
@@ -124,7 +124,9 @@ def record(
 ) -> AuditEvent:
     """Append one event to the chain. Joins the caller's transaction if there is one.
 
-    `target` may be an upload row; its kind, VOD id and primary key are copied.
+    `target` may be an upload row; its kind, VOD id and primary key are copied. In a
+    pipelined transaction (`statements.atomic`) the event's primary key is set once the
+    transaction has committed.
     """
     context = context or RequestContext.system()
     actor = context.actor if getattr(context.actor, "is_authenticated", False) else None
@@ -149,7 +151,7 @@ def record(
     }
     # Inside a caller's transaction no savepoint of its own (two round trips saved): an
     # append that fails must undo what it records anyway.
-    with transaction.atomic(savepoint=False):
+    with statements.atomic(savepoint=False):
         previous_sequence, previous_hash = _locked_chain_head()
         values["sequence"] = previous_sequence + 1
         values["hash"] = chain_hash(previous_hash, values)

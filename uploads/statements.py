@@ -14,16 +14,100 @@ exactly as the ORM does; queries still go through Django's cursor wrapper, so th
 suite's query capture and `django.db.backends` logging see them. Model signals are not sent:
 nothing in vodportal listens to these models' signals. Everything off the hot path uses
 the ORM.
+
+`atomic()` runs them as one transaction in as few round trips to PostgreSQL as the statements
+allow (psycopg's pipeline mode); `transaction.atomic()` costs a round trip for BEGIN and one
+for COMMIT, and the chain's lock is held across each of them.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field as dataclass_field
+from functools import lru_cache, partial
+from typing import Any, Callable, Iterator, Sequence
 
-from django.db import DatabaseError, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router, transaction
 from django.db.models import Field, Model
 from django.db.models.expressions import Col
+
+# The attribute a connection carries while a pipelined transaction is open on it.
+_PIPELINED = "vodportal_pipelined_transaction"
+
+
+@dataclass
+class _PipelinedTransaction:
+    """What must happen once results arrive: a statement's result is only there after the
+    pipeline's next sync (a read of any result, or COMMIT)."""
+
+    pipeline: Any
+    # Run before COMMIT is sent; raising aborts the transaction.
+    checks: list[tuple[Any, Callable[[Any], None]]] = dataclass_field(default_factory=list)
+    # Run after COMMIT's sync; each cursor is closed after its read.
+    reads: list[tuple[Any, Callable[[Any], None]]] = dataclass_field(default_factory=list)
+
+
+def _pipelined(connection) -> _PipelinedTransaction | None:
+    return getattr(connection, _PIPELINED, None)
+
+
+@contextmanager
+def atomic(using: str = DEFAULT_DB_ALIAS, *, savepoint: bool = True) -> Iterator[None]:
+    """All or nothing for the statements run inside, in as few round trips as possible.
+
+    Inside a transaction already (a Django atomic block, or this one) it joins it, with a
+    savepoint when `savepoint` is true and the enclosing block is Django's. Otherwise, on
+    PostgreSQL, the transaction runs in psycopg's pipeline mode with BEGIN and COMMIT sent as
+    statements: the client waits for the server only when it reads a result, and once at
+    COMMIT. A credential's completion (BEGIN, the row's UPDATE, the chain's lock and head;
+    then the audit INSERT and COMMIT) takes two round trips instead of five, and the chain's
+    lock is held for one. Statements inside must come from this module or plain cursors;
+    `insert()` and `update()` defer what they read until the results are in. Elsewhere
+    (SQLite) it is `transaction.atomic()`.
+    """
+    connection = connections[using]
+    if _pipelined(connection) is not None:
+        yield
+        return
+    if (connection.vendor != "postgresql" or connection.in_atomic_block
+            or not connection.get_autocommit()):
+        with transaction.atomic(using=using, savepoint=savepoint):
+            yield
+        return
+    with connection.cursor() as cursor:  # connects (and health-checks) before pipelining
+        state = None
+        try:
+            with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
+                state = _PipelinedTransaction(pipeline)
+                setattr(connection, _PIPELINED, state)
+                cursor.execute("BEGIN")
+                yield
+                if any(pending.pgresult is None for pending, _ in state.checks):
+                    pipeline.sync()
+                for pending, check in state.checks:
+                    check(pending)
+                cursor.execute("COMMIT")
+            delattr(connection, _PIPELINED)
+            for pending, read in state.reads:
+                read(pending)
+        except BaseException:
+            if state is not None and hasattr(connection, _PIPELINED):
+                delattr(connection, _PIPELINED)
+            _roll_back(connection)
+            raise
+        finally:
+            for pending, _ in state.reads if state else ():
+                pending.close()
+
+
+def _roll_back(connection) -> None:
+    """End a failed pipelined transaction: the server holds it open (aborted) until told."""
+    try:
+        with connection.wrap_database_errors:
+            connection.connection.rollback()  # a no-op when the server has none open
+    except DatabaseError:
+        # The connection itself failed: Django closes it at the end of the request.
+        connection.errors_occurred = True
 
 
 def _quoted_table(model: type[Model], connection) -> str:
@@ -65,22 +149,41 @@ def _insert_plan(model: type[Model], alias: str, vendor: str):
 
 
 def insert(instance: Model) -> Model:
-    """INSERT a new row for `instance`, as `instance.save(force_insert=True)` would."""
+    """INSERT a new row for `instance`, as `instance.save(force_insert=True)` would.
+
+    In a pipelined transaction (`atomic`) a database-generated key is set once the
+    transaction has committed."""
     model = type(instance)
     alias = router.db_for_write(model, instance=instance)
     connection = connections[alias]
     sql, fields, returned, reader = _insert_plan(model, alias, connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection)
               for field in fields]
-    with connection.cursor() as cursor:
+    cursor = connection.cursor()
+    try:
         cursor.execute(sql, params)
-        if returned is not None:
-            row = cursor.fetchone()
-            value = row[0] if row else cursor.lastrowid
-            setattr(instance, returned.attname, _read(value, reader, connection))
+    except BaseException:
+        cursor.close()
+        raise
+    set_key = partial(_set_returned, instance, returned, reader, connection)
+    state = _pipelined(connection)
+    if returned is not None and state is not None:
+        state.reads.append((cursor, set_key))
+    else:
+        try:
+            if returned is not None:
+                set_key(cursor)
+        finally:
+            cursor.close()
     instance._state.adding = False
     instance._state.db = alias
     return instance
+
+
+def _set_returned(instance: Model, returned: Field, reader, connection, cursor) -> None:
+    row = cursor.fetchone()
+    value = row[0] if row else cursor.lastrowid
+    setattr(instance, returned.attname, _read(value, reader, connection))
 
 
 @lru_cache(maxsize=64)
@@ -106,11 +209,21 @@ def update(instance: Model, field_names: Sequence[str]) -> None:
     params = [field.get_db_prep_save(field.pre_save(instance, False), connection)
               for field in fields]
     params.append(model._meta.pk.get_db_prep_value(instance.pk, connection))
+    check = partial(_check_updated, model, instance.pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if cursor.rowcount != 1:
-            raise DatabaseError(f"{model.__name__} {instance.pk} was not updated "
-                                f"({cursor.rowcount} rows matched).")
+        state = _pipelined(connection)
+        if state is not None:
+            # The row count comes with the pipeline's next sync; checked before COMMIT.
+            state.checks.append((cursor.cursor, check))
+        else:
+            check(cursor)
+
+
+def _check_updated(model: type[Model], pk, cursor) -> None:
+    if cursor.rowcount != 1:
+        raise DatabaseError(f"{model.__name__} {pk} was not updated "
+                            f"({cursor.rowcount} rows matched).")
 
 
 @lru_cache(maxsize=16)

@@ -93,8 +93,9 @@ _COMPLETED_FIELDS = ("vod_id", "status", "upload_endpoint", "upload_bucket", "up
 
 def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
               context: RequestContext, extra_fields: dict) -> None:
-    """Write what VOD answered onto the row and audit the issuance, atomically."""
-    with transaction.atomic():
+    """Write what VOD answered onto the row and audit the issuance, atomically (in two
+    round trips on PostgreSQL: `statements.atomic`)."""
+    with statements.atomic():
         row.vod_id = credential.media_id
         row.status = UploadStatus.UPLOADING
         row.upload_endpoint = credential.address.endpoint
