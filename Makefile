@@ -54,7 +54,7 @@ test-postgres: install browser
 fuzz: install
 	$(BIN)/python scripts/fuzz_api.py
 
-## Issuing throughput and the 50,000-issuance memory soak (bench/README.md); ~8 minutes.
+## Issuing throughput and the 50,000-issuance memory soak (bench/README.md); 8 to 12 minutes.
 bench-issue: install
 	./scripts/ensure-debian-package.sh wrk wrk required "the issuing benchmark"
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/issue_throughput.py --soak 50000 $(BENCH_ARGS)

@@ -10,8 +10,8 @@ In one run, on this machine, against vodsandbox with no injected latency:
    concurrent clients: credentials per second, p50 and p99 latency, and the CPU
    milliseconds per credential of gunicorn's processes (master + workers, utime + stime
    from /proc/<pid>/stat), and that CPU over the floor's. The floor is measured again just
-   before each phase (a shared machine's speed drifts by minutes), and each phase's ratio
-   is taken against its own.
+   before and just after each phase (a shared machine's speed drifts by minutes), and each
+   phase's ratio is taken against the mean of the two.
 3. With --soak N: N more issuances after a warm-up, sampling each worker's RSS
    (/proc/<pid>/status VmRSS) after the warm-up and at the end: growth must stay under 10 %.
 
@@ -83,8 +83,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bare-calls", type=int, default=5000,
                         help="CreateUploadVideo calls of the bare SDK loop")
     parser.add_argument("--phase-floor-calls", type=int, default=2000,
-                        help="bare SDK calls just before each portal phase: the floor that "
-                             "phase's ratio is taken against (0: use the first floor)")
+                        help="bare SDK calls just before and just after each portal phase: "
+                             "their mean is the floor that phase's ratio is taken against "
+                             "(0: use the first floor)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--users", type=int, default=64,
@@ -342,6 +343,13 @@ def write_wrk_script(directory: Path, tokens: list[str]) -> Path:
     return path
 
 
+def phase_floor(args, endpoint: str, bare: dict) -> float:
+    """The bare SDK call's CPU ms now (--phase-floor-calls calls), or the first floor."""
+    if not args.phase_floor_calls:
+        return bare["cpu_ms"]
+    return run_bare_sdk(endpoint, args.phase_floor_calls)["cpu_ms"]
+
+
 def run_wrk(url: str, script: Path, clients: int, seconds: float,
             until: Callable[[], bool] | None = None) -> WrkResult:
     """wrk with one thread (it is C: one core serves thousands of requests per second), for
@@ -380,7 +388,8 @@ class Phase:
     sandbox_seconds: float
     wrk_seconds: float
     load: str
-    floor_cpu_ms: float  # the bare SDK call's CPU, measured just before this phase
+    floor_cpu_ms: float  # the bare SDK call's CPU, around this phase (mean of `floors`)
+    floors: tuple[float, float] = (0.0, 0.0)  # measured just before and just after it
 
     @property
     def ratio(self) -> float:
@@ -591,8 +600,9 @@ def print_table(bare: dict, phases: list[Phase]) -> None:
               f"{phase.per_credential(phase.sandbox_seconds):6.2f} "
               f"{phase.per_credential(phase.wrk_seconds):5.2f} {phase.total_cpu_ms:5.2f} "
               f"{cpus / phase.total_cpu_ms * 1000:9.0f}")
-    print("\nfloor: the bare SDK call's CPU ms, measured just before the phase (this machine's "
-          "speed drifts); x bare: the portal's CPU per credential over that floor")
+    print("\nfloor: the bare SDK call's CPU ms, the mean of loops just before and just after "
+          "the phase (this machine's speed drifts); x bare: the portal's CPU per credential "
+          "over that floor")
     print("CPU ms per credential of: the portal (gunicorn master + workers); | PostgreSQL "
           "backends, Redis, the VOD sandbox, wrk, all of them; ceiling: what this machine's "
           f"{cpus} CPUs could issue per second at that total")
@@ -604,6 +614,7 @@ def print_table(bare: dict, phases: list[Phase]) -> None:
             problems.append(f"socket errors {phase.wrk.socket_errors}")
         print(f"{phase.label}: {phase.wrk.created} created in {phase.wrk.seconds:.1f} s, "
               f"{phase.issued} rows completed, portal CPU {phase.cpu_seconds:.2f} s, "
+              f"floor before/after {phase.floors[0]:.3f}/{phase.floors[1]:.3f} ms, "
               f"load average before: {phase.load}{'; ' + '; '.join(problems) if problems else ''}")
 
 
@@ -709,11 +720,15 @@ def main() -> int:
             if args.profile and count == max(clients):
                 profiles, recorders = profile_workers(gunicorn_cpu.workers(), args.profile,
                                                       Path(args.profile_dir))
-            floor = (run_bare_sdk(endpoint, args.phase_floor_calls)["cpu_ms"]
-                     if args.phase_floor_calls else bare["cpu_ms"])
-            phases.append(measure(portal, gunicorn_cpu, servers, sandbox.pid, script, count,
-                                  args.duration,
-                                  f"portal, {count} client{'s' if count > 1 else ''}", floor))
+            floor_before = phase_floor(args, endpoint, bare)
+            phase = measure(portal, gunicorn_cpu, servers, sandbox.pid, script, count,
+                            args.duration, f"portal, {count} client{'s' if count > 1 else ''}",
+                            floor_before)
+            # The machine's speed drifts within a phase too: the floor is the mean of the bare
+            # loop just before and just after it.
+            phase.floors = (floor_before, phase_floor(args, endpoint, bare))
+            phase.floor_cpu_ms = sum(phase.floors) / 2
+            phases.append(phase)
             for recorder in recorders:
                 recorder.wait(timeout=120)
         print_table(bare, phases)
