@@ -1,8 +1,8 @@
 """gunicorn (2 workers) + Redis + the database under test + the sandbox, as deployed.
 
 Proves what only several processes can show: the per-user throttle and the outbound VOD
-limiter hold across workers and hosts (they share Redis), the stack issues a credential end to end,
-and SIGTERM lets a request in flight finish.
+limiter hold across workers and hosts (they share Redis), the stack issues a credential end
+to end, and SIGTERM lets a request in flight finish.
 """
 
 import json
@@ -53,7 +53,8 @@ def stack(sandbox_server, tmp_path_factory):
                    "API_REFRESH_RATE": "1000/minute"})
     sibling = start_sibling(portal, workdir=tmp_path_factory.mktemp("sibling"))
     yield {"url": portal.url, "server": portal.process, "tokens": portal.tokens,
-           "log": portal.access_log, "sibling_url": sibling.url, "sibling_log": sibling.access_log}
+           "log": portal.access_log, "sibling_url": sibling.url,
+           "sibling_log": sibling.access_log}
     sibling.stop()
     portal.stop()
 
