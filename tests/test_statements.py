@@ -181,3 +181,30 @@ def test_atomic_joins_an_enclosing_transaction():
 
     assert VideoUpload.objects.get(pk=row.pk).vod_id is None
     assert _audit_count("test.joined") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_on_a_connection_killed_mid_transaction_commits_nothing():
+    if connection.vendor != "postgresql":
+        pytest.skip("kills a PostgreSQL backend")
+    import psycopg
+
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.vod_id = "e" * 32
+    settings = connection.settings_dict
+    killer_params = {key: settings[name] for key, name in (
+        ("host", "HOST"), ("port", "PORT"), ("user", "USER"), ("password", "PASSWORD"),
+        ("dbname", "NAME")) if settings.get(name)}
+
+    with pytest.raises(DatabaseError):  # Django's class (an OperationalError), not psycopg's
+        with statements.atomic():
+            statements.update(row, ["vod_id"])
+            with psycopg.connect(autocommit=True, **killer_params) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)",
+                               [connection.connection.info.backend_pid])
+            audit.record("test.killed", target=row)
+
+    # What a request's end does: the broken connection is closed, the next use reconnects.
+    connection.close_if_unusable_or_obsolete()
+    assert VideoUpload.objects.get(pk=row.pk).vod_id is None
+    assert _audit_count("test.killed") == 0
