@@ -208,3 +208,18 @@ def test_atomic_on_a_connection_killed_mid_transaction_commits_nothing():
     connection.close_if_unusable_or_obsolete()
     assert VideoUpload.objects.get(pk=row.pk).vod_id is None
     assert _audit_count("test.killed") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_atomic_without_the_pipeline_is_transaction_atomic(settings):
+    settings.DATABASE_PIPELINE = False
+    row = VideoUploadFactory(status=UploadStatus.REQUESTING, vod_id=None)
+    row.vod_id = "f" * 32
+
+    with statements.atomic():
+        assert statements._pipelined(connection) is None and connection.in_atomic_block
+        statements.update(row, ["vod_id"])
+        event = audit.record("test.unpipelined", target=row)
+
+    assert VideoUpload.objects.get(pk=row.pk).vod_id == "f" * 32
+    assert AuditEvent.objects.get(pk=event.pk).action == "test.unpipelined"

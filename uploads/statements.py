@@ -27,6 +27,7 @@ from dataclasses import dataclass, field as dataclass_field
 from functools import lru_cache, partial
 from typing import Any, Callable, Iterator, Sequence
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router, transaction
 from django.db.models import Field, Model
 from django.db.models.expressions import Col
@@ -63,14 +64,14 @@ def atomic(using: str = DEFAULT_DB_ALIAS, *, savepoint: bool = True) -> Iterator
     then the audit INSERT and COMMIT) takes two round trips instead of five, and the chain's
     lock is held for one. Statements inside must come from this module or plain cursors;
     `insert()` and `update()` defer what they read until the results are in. Elsewhere
-    (SQLite) it is `transaction.atomic()`.
+    (SQLite, or with `DATABASE_PIPELINE` off) it is `transaction.atomic()`.
     """
     connection = connections[using]
     if _pipelined(connection) is not None:
         yield
         return
     if (connection.vendor != "postgresql" or connection.in_atomic_block
-            or not connection.get_autocommit()):
+            or not connection.get_autocommit() or not settings.DATABASE_PIPELINE):
         with transaction.atomic(using=using, savepoint=savepoint):
             yield
         return

@@ -98,6 +98,9 @@ else:
         # off behind a transaction-pooling PgBouncer older than 1.21.
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {"server_side_binding": True, "prepare_threshold": 5})
+# The issuing path's completion transaction in psycopg's pipeline mode (two round trips
+# instead of five: uploads/statements.py). Turn off behind a proxy that cannot pipeline.
+DATABASE_PIPELINE = env.bool("DATABASE_PIPELINE", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
