@@ -373,6 +373,21 @@ def run_wrk(url: str, script: Path, clients: int, seconds: float,
                      max_ms=data["max_us"] / 1000, socket_errors=data["errors"])
 
 
+def idle_request_cpu_ms(portal: Portal, gunicorn_cpu: GunicornCpu, seconds: float) -> float:
+    """The portal's CPU ms per `GET /healthz` at 1 client: what gunicorn and Django's
+    middleware cost a request that does no work, the part of every credential's CPU that
+    no change to the issuing path can remove."""
+    subprocess.run(["wrk", "-t1", "-c1", "-d2s", f"{portal.url}/healthz"], check=True,
+                   capture_output=True)  # warm
+    cpu_before = gunicorn_cpu.total()
+    completed = subprocess.run(["wrk", "-t1", "-c1", f"-d{max(1, round(seconds))}s",
+                                f"{portal.url}/healthz"], check=True, capture_output=True,
+                               text=True)
+    time.sleep(0.5)
+    requests = int(re.search(r"(\d+) requests in", completed.stdout).group(1))
+    return (gunicorn_cpu.total() - cpu_before) / requests * 1000
+
+
 # --- the portal -----------------------------------------------------------------------------
 
 
@@ -731,7 +746,10 @@ def main() -> int:
             phases.append(phase)
             for recorder in recorders:
                 recorder.wait(timeout=120)
+        idle_ms = idle_request_cpu_ms(portal, gunicorn_cpu, args.duration / 2)
         print_table(bare, phases)
+        print(f"a request that does no work (GET /healthz, 1 client): {idle_ms:.3f} ms of the "
+              f"portal's CPU, {idle_ms / bare['cpu_ms']:.2f}x the first floor")
         if profiles:
             print(f"\nprofile of the workers at {max(clients)} clients (py-spy, while "
                   "measured: the CPU figures above include its sampling):")
