@@ -403,8 +403,13 @@ class Phase:
     sandbox_seconds: float
     wrk_seconds: float
     load: str
-    floor_cpu_ms: float  # the bare SDK call's CPU, around this phase (mean of `floors`)
-    floors: tuple[float, float] = (0.0, 0.0)  # measured just before and just after it
+    # The bare SDK call's CPU ms, measured just before and just after this phase.
+    floors: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def floor_cpu_ms(self) -> float:
+        """The machine's speed drifts within a phase too: the mean of the two floors."""
+        return sum(self.floors) / 2
 
     @property
     def ratio(self) -> float:
@@ -448,8 +453,7 @@ def children_cpu() -> float:
 
 
 def measure(portal: Portal, gunicorn_cpu: GunicornCpu, servers: ServerCpu, sandbox_pid: int,
-            script: Path, clients: int, seconds: float, label: str,
-            floor_cpu_ms: float) -> Phase:
+            script: Path, clients: int, seconds: float, label: str) -> Phase:
     """One wrk run; CPU and completed rows counted from before it to after its last
     in-flight requests drained."""
     issued_before, cpu_before, servers_before = (
@@ -465,7 +469,7 @@ def measure(portal: Portal, gunicorn_cpu: GunicornCpu, servers: ServerCpu, sandb
     return Phase(label=label, clients=clients, wrk=result, issued=issued,
                  cpu_seconds=cpu_after - cpu_before, pg_seconds=pg, redis_seconds=redis_cpu,
                  sandbox_seconds=cpu_seconds(sandbox_pid) - sandbox_before,
-                 wrk_seconds=wrk_after - wrk_before, load=load, floor_cpu_ms=floor_cpu_ms)
+                 wrk_seconds=wrk_after - wrk_before, load=load)
 
 
 def start_sandbox() -> tuple[subprocess.Popen, str]:
@@ -737,12 +741,8 @@ def main() -> int:
                                                       Path(args.profile_dir))
             floor_before = phase_floor(args, endpoint, bare)
             phase = measure(portal, gunicorn_cpu, servers, sandbox.pid, script, count,
-                            args.duration, f"portal, {count} client{'s' if count > 1 else ''}",
-                            floor_before)
-            # The machine's speed drifts within a phase too: the floor is the mean of the bare
-            # loop just before and just after it.
+                            args.duration, f"portal, {count} client{'s' if count > 1 else ''}")
             phase.floors = (floor_before, phase_floor(args, endpoint, bare))
-            phase.floor_cpu_ms = sum(phase.floors) / 2
             phases.append(phase)
             for recorder in recorders:
                 recorder.wait(timeout=120)

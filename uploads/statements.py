@@ -41,7 +41,6 @@ class _PipelinedTransaction:
     """What must happen once results arrive: a statement's result is only there after the
     pipeline's next sync (a read of any result, or COMMIT)."""
 
-    pipeline: Any
     # Run before COMMIT is sent; raising aborts the transaction.
     checks: list[tuple[Any, Callable[[Any], None]]] = dataclass_field(default_factory=list)
     # Run after COMMIT's sync; each cursor is closed after its read.
@@ -76,10 +75,9 @@ def atomic(using: str = DEFAULT_DB_ALIAS, *, savepoint: bool = True) -> Iterator
             yield
         return
     with connection.cursor() as cursor:  # connects (and health-checks) before pipelining
-        state = None
+        state = _PipelinedTransaction()
         try:
             with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
-                state = _PipelinedTransaction(pipeline)
                 setattr(connection, _PIPELINED, state)
                 cursor.execute("BEGIN")
                 yield
@@ -88,16 +86,14 @@ def atomic(using: str = DEFAULT_DB_ALIAS, *, savepoint: bool = True) -> Iterator
                 for pending, check in state.checks:
                     check(pending)
                 cursor.execute("COMMIT")
-            delattr(connection, _PIPELINED)
             for pending, read in state.reads:
                 read(pending)
         except BaseException:
-            if state is not None and hasattr(connection, _PIPELINED):
-                delattr(connection, _PIPELINED)
             _roll_back(connection)
             raise
         finally:
-            for pending, _ in state.reads if state else ():
+            vars(connection).pop(_PIPELINED, None)
+            for pending, _ in state.reads:
                 pending.close()
 
 
@@ -163,18 +159,16 @@ def insert(instance: Model) -> Model:
     cursor = connection.cursor()
     try:
         cursor.execute(sql, params)
-    except BaseException:
-        cursor.close()
-        raise
-    set_key = partial(_set_returned, instance, returned, reader, connection)
-    state = _pipelined(connection)
-    if returned is not None and state is not None:
-        state.reads.append((cursor, set_key))
-    else:
-        try:
-            if returned is not None:
-                set_key(cursor)
-        finally:
+        if returned is not None:
+            state = _pipelined(connection)
+            if state is None:
+                _set_returned(instance, returned, reader, connection, cursor)
+            else:
+                state.reads.append(
+                    (cursor, partial(_set_returned, instance, returned, reader, connection)))
+                cursor = None  # atomic() reads it once the results are in, then closes it
+    finally:
+        if cursor is not None:
             cursor.close()
     instance._state.adding = False
     instance._state.db = alias
@@ -210,15 +204,14 @@ def update(instance: Model, field_names: Sequence[str]) -> None:
     params = [field.get_db_prep_save(field.pre_save(instance, False), connection)
               for field in fields]
     params.append(model._meta.pk.get_db_prep_value(instance.pk, connection))
-    check = partial(_check_updated, model, instance.pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         state = _pipelined(connection)
-        if state is not None:
-            # The row count comes with the pipeline's next sync; checked before COMMIT.
-            state.checks.append((cursor.cursor, check))
+        if state is None:
+            _check_updated(model, instance.pk, cursor)
         else:
-            check(cursor)
+            # The row count comes with the pipeline's next sync; checked before COMMIT.
+            state.checks.append((cursor.cursor, partial(_check_updated, model, instance.pk)))
 
 
 def _check_updated(model: type[Model], pk, cursor) -> None:
