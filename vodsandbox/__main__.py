@@ -3,7 +3,8 @@
     python -m vodsandbox --host 127.0.0.1 --port 8765 \\
         --access-key-id X --access-key-secret Y \\
         [--latency-ms N] [--fault ACTION:CODE:RATE ...] [--qps-limit N] \\
-        [--callback-url URL] [--callback-auth-key KEY] [--transcode-delay SECONDS]
+        [--callback-url URL] [--callback-auth-key KEY] [--transcode-delay SECONDS] \\
+        [--search-lag SECONDS]
 
 Keys default to $VODSANDBOX_ACCESS_KEY_ID / $VODSANDBOX_ACCESS_KEY_SECRET, else the well-known
 development pair. One line with the URL is printed once it listens.
@@ -19,6 +20,7 @@ import sys
 import threading
 
 from .config import (
+    DEFAULT_SEARCH_LAG,
     DEFAULT_TRANSCODE_DELAY,
     DEV_ACCESS_KEY_ID,
     DEV_ACCESS_KEY_SECRET,
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "$VODSANDBOX_CALLBACK_AUTH_KEY; none: unsigned)")
     parser.add_argument("--transcode-delay", type=float, default=DEFAULT_TRANSCODE_DELAY,
                         help="seconds from a video's upload to Normal/TranscodeComplete")
+    parser.add_argument("--search-lag", type=float, default=DEFAULT_SEARCH_LAG,
+                        help="seconds from a media's creation until SearchMedia finds it")
     parser.add_argument("--verbose", action="store_true", help="log every call")
     return parser
 
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                qps_limit=args.qps_limit, latency=args.latency_ms / 1000,
                                faults=tuple(args.fault), callback_url=args.callback_url,
                                callback_auth_key=args.callback_auth_key or None,
-                               transcode_delay=args.transcode_delay)
+                               transcode_delay=args.transcode_delay,
+                               search_lag=args.search_lag)
     except ValueError as exc:
         print(f"vodsandbox: {exc}", file=sys.stderr)
         return 2

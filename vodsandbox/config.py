@@ -18,6 +18,10 @@ DEFAULT_MAX_CLOCK_SKEW = 900
 # Seconds between a video's upload and its (pretend) transcoding finishing: long enough for a
 # test to see UploadSucc, short enough that waiting for Normal stays cheap.
 DEFAULT_TRANSCODE_DELAY = 0.5
+# Seconds from a media's creation until SearchMedia finds it. VOD says its search index trails
+# creation by a short delay but gives no figure: 2 s is long enough that a client which
+# searches right after creating cannot pass by luck, short enough for a local run.
+DEFAULT_SEARCH_LAG = 2.0
 # Origins the bucket's CORS rule allows (OSS AllowedOrigin, `*` a wildcard): any page served
 # from loopback, whatever its port, as the portal's local run and its tests are.
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
@@ -27,7 +31,7 @@ DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
 TUNABLE_FIELDS = frozenset({
     "region_id", "credential_ttl", "max_clock_skew", "callback_url", "callback_auth_key",
     "qps_limit", "template_group_ids", "storage_locations", "timeout_hold_seconds", "latency",
-    "transcode_delay", "cors_origins",
+    "transcode_delay", "cors_origins", "search_lag",
 })
 
 
@@ -51,6 +55,8 @@ class SandboxConfig:
     timeout_hold_seconds: how long a `timeout` fault holds a connection before closing it.
     latency: seconds added before every VOD answer.
     transcode_delay: seconds after a video's upload before it turns Normal (TranscodeComplete).
+    search_lag: seconds after a media's creation (on the sandbox clock) before SearchMedia
+        finds it, as VOD's search index trails creation.
     cors_origins: the origins the bucket's CORS rule lets a browser upload from (OSS
         AllowedOrigin patterns, `*` a wildcard); see oss_cors.
     faults: faults in force from the start and again after every reset(), each a dict of
@@ -72,6 +78,7 @@ class SandboxConfig:
     timeout_hold_seconds: float = 30.0
     latency: float = 0.0
     transcode_delay: float = DEFAULT_TRANSCODE_DELAY
+    search_lag: float = DEFAULT_SEARCH_LAG
     faults: tuple[dict, ...] = ()
     allow_remote: bool = False
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
@@ -88,6 +95,12 @@ class SandboxConfig:
         if self.latency < 0 or self.timeout_hold_seconds < 0 or self.transcode_delay < 0:
             raise ValueError("latency, timeout_hold_seconds and transcode_delay must not be "
                              "negative")
+        # Checked here rather than left to a TypeError: POST /_sandbox/config passes JSON as is.
+        if isinstance(self.search_lag, bool) or not isinstance(self.search_lag, (int, float)):
+            raise ValueError("search_lag must be a number of seconds")
+        if self.search_lag < 0:
+            raise ValueError("search_lag must not be negative")
+        object.__setattr__(self, "search_lag", float(self.search_lag))
         object.__setattr__(self, "faults", tuple(dict(f) for f in self.faults))
         origins = (self.cors_origins,) if isinstance(self.cors_origins, str) \
             else tuple(self.cors_origins)

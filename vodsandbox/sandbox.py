@@ -18,6 +18,7 @@ from .notify import Notifier
 from .operations import UPLOAD_ACTIONS, Context
 from .oss import OssService, is_oss_request
 from .oss_errors import OssError
+from .search import SEARCH_ACTIONS
 from .server import HttpServer
 from .signatures import V1_COMMON_PARAMS, authenticate, signature_version
 from .state import Clock, Store
@@ -27,7 +28,7 @@ logger = logging.getLogger("vodsandbox")
 
 API_VERSION = "2017-03-21"
 # Every VOD action the sandbox serves.
-ACTIONS = {**UPLOAD_ACTIONS, **LOOKUP_ACTIONS}
+ACTIONS = {**UPLOAD_ACTIONS, **LOOKUP_ACTIONS, **SEARCH_ACTIONS}
 
 
 class Sandbox:

@@ -232,6 +232,15 @@ class Store:
         with self._lock:
             return [m.media_id for m in self._media.values() if kind in (None, m.kind)]
 
+    def created_snapshots(self, kind: str) -> list[tuple[datetime, dict]]:
+        """(exact creation moment, snapshot) of every media of a kind, oldest first.
+
+        Read under one lock so a search sees one state. The moment is kept apart because the
+        snapshot's CreationTime is cut to the second, too coarse for the search index's lag.
+        """
+        with self._lock:
+            return [(m.created, m.snapshot()) for m in self._media.values() if m.kind == kind]
+
     def set_status(self, media_id: str, status: str, now: datetime,
                    details: dict | None = None) -> dict | None:
         """Move a media to a status (and merge details such as Size); its snapshot, or None."""
