@@ -122,3 +122,21 @@ def other_api(other_user):
 def staff_api(staff_user):
     """An API client for `staff_user`."""
     return _token_client(staff_user)
+
+
+@pytest.fixture
+def time_passes(sandbox):
+    """Age every upload row and the sandbox by `seconds` (default an hour), as if that much
+    time had passed: vod_sync's grace and SearchMedia's index lag are both behind them."""
+    def age(seconds: float = 3600) -> None:
+        from datetime import timedelta
+
+        from django.db.models import F
+
+        from uploads.models import AttachedMediaUpload, ImageUpload, VideoUpload
+
+        for model in (VideoUpload, ImageUpload, AttachedMediaUpload):
+            model.objects.update(created_at=F("created_at") - timedelta(seconds=seconds))
+        sandbox.clock.advance(seconds)
+
+    return age

@@ -2,18 +2,16 @@
 
 For each fault: the client gets the mapped status and our error shape (`code`, `vod_code`,
 a `detail`, the request id), the failure is on the row and in the audit trail, and once
-`vod_sync` has run no row is left `requesting`. Video creation, repeated by the gateway,
-never makes a second video: VOD refuses a second one for the row's ReferenceId.
+`vod_sync` has run no row is left `requesting` and VOD keeps no media whose credential
+reached nobody. Video creation, repeated after a lookup by ReferenceId, never makes a
+second video.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from uploads import audit
 from uploads.models import (
@@ -91,11 +89,9 @@ CASES = {
 }
 
 
-def run_vod_sync():
+def run_vod_sync(time_passes):
     """vod_sync as cron runs it, once every row is older than its grace period."""
-    an_hour_ago = timezone.now() - timedelta(hours=1)
-    for endpoint in ENDPOINTS.values():
-        endpoint.model.objects.update(created_at=an_hour_ago)
+    time_passes()
     call_command("vod_sync", "--grace", "10")
 
 
@@ -107,7 +103,7 @@ def rows_requesting() -> int:
 @pytest.mark.parametrize("kind", ENDPOINTS)
 @pytest.mark.parametrize("case_name", CASES)
 def test_a_fault_is_mapped_audited_and_resolved_by_vod_sync(case_name, kind, api, sandbox,
-                                                           settings, capsys):
+                                                           settings, capsys, time_passes):
     case, endpoint = CASES[case_name], ENDPOINTS[kind]
     settings.VOD_MAX_ATTEMPTS = 1  # the fault is met once; repeats have their own test below
     settings.VOD_READ_TIMEOUT_MS = 300
@@ -133,18 +129,22 @@ def test_a_fault_is_mapped_audited_and_resolved_by_vod_sync(case_name, kind, api
     assert event.request_id == body["request_id"]
     assert getattr(sandbox, endpoint.count)() == (1 if case.acted else 0)
 
-    run_vod_sync()
+    run_vod_sync(time_passes)
     capsys.readouterr()
 
     assert rows_requesting() == 0
     row.refresh_from_db()
-    if case.acted and kind == "video":
-        # The answer was lost, the video was not: found again by its ReferenceId.
-        assert row.status == UploadStatus.UPLOADING
-        assert sandbox.get_video(row.vod_id)["ReferenceId"] == row.reference_id
+    assert row.status == UploadStatus.FAILED
+    if case.acted:
+        # The answer was lost, the media was not: found again (videos by ReferenceId, the
+        # others by their marker tag) and deleted, since its credential reached nobody.
+        assert row.vod_id and row.error_code == "CredentialNeverDelivered"
+        assert AuditEvent.objects.filter(action="upload.discarded", target_vod_id=row.vod_id,
+                                         target_pk=str(row.pk)).exists()
     else:
-        # VOD never made it, or (images, attached media) it cannot be found again: ended.
-        assert row.status == UploadStatus.FAILED
+        # VOD was asked and said it holds nothing for the row.
+        assert row.vod_id is None and row.error_code in (case.vod_code, "NotFoundInVod")
+    assert getattr(sandbox, endpoint.count)() == 0
     assert audit.verify_chain().ok
 
 
@@ -179,7 +179,7 @@ RETRIED = {
 @pytest.mark.parametrize("fault_name", RETRIED)
 def test_repeated_video_creation_never_makes_a_second_video(fault_name, apply_after, times,
                                                              attempts, api, sandbox,
-                                                             settings, capsys):
+                                                             settings, capsys, time_passes):
     settings.VOD_MAX_ATTEMPTS = attempts
     settings.VOD_READ_TIMEOUT_MS = 300
     fault = dict(RETRIED[fault_name], times=times)
@@ -204,16 +204,20 @@ def test_repeated_video_creation_never_makes_a_second_video(fault_name, apply_af
         assert response.status_code == 201, "one passing fault is mended by the repeat"
 
     sandbox.faults.clear()
-    run_vod_sync()
+    run_vod_sync(time_passes)
     capsys.readouterr()
 
     row.refresh_from_db()
     assert rows_requesting() == 0
     videos = sandbox.state()["videos"]
-    assert len(videos) <= 1
-    if videos:
-        assert row.status == UploadStatus.UPLOADING and row.vod_id == videos[0]
-        assert sandbox.get_video(videos[0])["ReferenceId"] == row.reference_id
+    if response.status_code == 201:
+        assert videos == [row.vod_id] and row.status == UploadStatus.UPLOADING
     else:
-        assert row.status == UploadStatus.FAILED
+        # Never delivered: found by ReferenceId and deleted, or never made.
+        assert videos == [] and row.status == UploadStatus.FAILED
+        created = any(call["action"] == "CreateUploadVideo" and call["status"] != 400
+                      and (call["fault"] is None or apply_after or "body" in fault)
+                      for call in sandbox.calls)
+        if row.vod_id:
+            assert row.error_code == "CredentialNeverDelivered" and created
     assert audit.verify_chain().ok

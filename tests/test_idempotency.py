@@ -189,8 +189,9 @@ def test_a_retry_after_a_lost_answer_resumes_the_same_video(api, sandbox, settin
     assert again["Idempotent-Replayed"] == "true" and again.json() == retried.json()
 
 
-def test_a_retry_after_vod_sync_found_the_video_gets_a_fresh_credential(api, sandbox,
-                                                                        settings):
+def test_a_retry_after_vod_sync_discarded_the_video_gets_a_new_one(api, sandbox, settings):
+    """vod_sync found the video whose answer was lost and deleted it (its credential never
+    reached anyone): the retry makes a new row and video; VOD holds one video for the key."""
     from django.core.management import call_command
 
     settings.VOD_READ_TIMEOUT_MS = 300
@@ -199,10 +200,14 @@ def test_a_retry_after_vod_sync_found_the_video_gets_a_fresh_credential(api, san
     post(api, key="lost-2")
     VideoUpload.objects.update(created_at=timezone.now() - timedelta(hours=1))
     call_command("vod_sync")
-    assert VideoUpload.objects.get().vod_id  # found by ReferenceId
+    first = VideoUpload.objects.get()
+    assert first.vod_id and first.status == "failed"  # found by ReferenceId, then discarded
+    assert first.error_code == "CredentialNeverDelivered" and sandbox.count_videos() == 0
 
     retried = post(api, key="lost-2")
 
     assert retried.status_code == 201, retried.content
-    assert retried.json()["video_id"] == VideoUpload.objects.get().vod_id
-    assert sandbox.count_videos() == 1
+    second = VideoUpload.objects.exclude(pk=first.pk).get()
+    assert retried.json()["video_id"] == second.vod_id
+    assert sandbox.state()["videos"] == [second.vod_id]
+    assert IdempotencyRecord.objects.get().upload_id == second.pk

@@ -61,7 +61,7 @@ def test_an_upload_vod_still_waits_for_expires(api, sandbox, capsys):
     assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.UPLOADING
 
 
-def test_a_video_whose_answer_was_lost_is_found_by_reference_id(api, sandbox, capsys, settings):
+def test_a_video_whose_answer_was_lost_is_found_by_reference_id_and_discarded(api, sandbox, capsys, settings):
     settings.VOD_READ_TIMEOUT_MS = 300
     settings.VOD_MAX_ATTEMPTS = 1
     sandbox.faults.add(action="CreateUploadVideo", timeout=True, times=1, apply_after=True)
@@ -71,12 +71,21 @@ def test_a_video_whose_answer_was_lost_is_found_by_reference_id(api, sandbox, ca
     assert row.status == UploadStatus.REQUESTING and row.vod_id is None
     VideoUpload.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(hours=1))
 
-    sync(capsys)
+    video_id = sandbox.state()["videos"][0]
+    assert sandbox.get_video(video_id)["ReferenceId"] == row.reference_id
 
+    out = sync(capsys)
+
+    # Found by its ReferenceId; its credential reached nobody, so it is deleted in VOD and
+    # its id kept on the row, with the deletion in the audit trail.
     row.refresh_from_db()
-    assert row.vod_id and sandbox.get_video(row.vod_id)["ReferenceId"] == row.reference_id
-    assert row.status == UploadStatus.EXPIRED or row.status == UploadStatus.UPLOADING
-    assert sandbox.count_videos() == 1
+    assert f"video {video_id}: requesting -> failed" in out
+    assert row.vod_id == video_id and row.status == UploadStatus.FAILED
+    assert row.error_code == "CredentialNeverDelivered"
+    assert sandbox.count_videos() == 0 and sandbox.count_calls("DeleteVideo") == 1
+    event = AuditEvent.objects.get(action="upload.discarded")
+    assert event.target_vod_id == video_id and event.data["from"] == "requesting"
+    assert event.vod_request_id
 
 
 def test_rows_vod_never_saw_end_as_failed(api, sandbox, capsys, settings):

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import audit
 from .audit import RequestContext
@@ -148,16 +148,18 @@ def _accept(stored: VodEvent, payload: dict, context: RequestContext) -> Callbac
     stored.event_type = str(payload.get("EventType", ""))[:64]
     stored.media_id = _media_id(payload)
     stored.event_time = str(payload.get("EventTime", ""))[:32]
+    described = ["status", "reason", "event_type", "media_id", "event_time"]
     with transaction.atomic():
-        already = (VodEvent.objects.select_for_update()
-                   .filter(fingerprint=stored.fingerprint,
-                           status__in=[VodEventStatus.ACCEPTED, VodEventStatus.DUPLICATE])
-                   .exclude(pk=stored.pk).exists())
-        if already:
+        try:
+            # The partial unique constraint lets one delivery of a body become `accepted`;
+            # a racing one waits for it (PostgreSQL) and is refused here once it commits.
+            with transaction.atomic():
+                stored.status = VodEventStatus.ACCEPTED
+                stored.save(update_fields=described)
+        except IntegrityError:
             stored.status, stored.reason = VodEventStatus.DUPLICATE, "already processed"
-        else:
-            stored.status = VodEventStatus.ACCEPTED
-            stored.reason = _dispatch(payload, context)[:200]
-        stored.save(update_fields=["status", "reason", "event_type", "media_id", "event_time"])
+            stored.save(update_fields=described)
+            return CallbackAnswer(status=200, code=stored.status)
+        stored.reason = _dispatch(payload, context)[:200]
+        stored.save(update_fields=["reason"])
     return CallbackAnswer(status=200, code=stored.status)
-

@@ -4,10 +4,14 @@ Rows are written only by `uploads.services`. A row exists (status `requesting`) 
 is called, so a crash between the two leaves a trace rather than an orphan in VOD.
 """
 
+import base64
 import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from .validation import MARKER_TAG_PREFIX
 
 
 class UploadStatus(models.TextChoices):
@@ -72,6 +76,15 @@ class MediaUpload(models.Model):
     def reference_id(self) -> str:
         """The ReferenceId this row is known by in VOD."""
         return self.id.hex
+
+    @property
+    def marker_tag(self) -> str:
+        """The tag this row's image or attached media carries in VOD, so that SearchMedia
+        finds it again when the create's answer was lost (they have no ReferenceId).
+
+        Our id in base32: 31 bytes with the prefix, within VOD's 32 bytes per tag.
+        """
+        return MARKER_TAG_PREFIX + base64.b32encode(self.id.bytes).decode().rstrip("=").lower()
 
     def __str__(self) -> str:
         return f"{self.vod_id or 'pending'} ({self.title or self.file_name})"
@@ -230,6 +243,13 @@ class VodEvent(models.Model):
     class Meta:
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["media_id", "-received_at"], name="vodevent_media")]
+        constraints = [
+            # One body is acted on once: of deliveries racing with the same body, the
+            # database lets exactly one become `accepted` (the others are `duplicate`).
+            models.UniqueConstraint(fields=["fingerprint"],
+                                    condition=models.Q(status="accepted"),
+                                    name="vodevent_accepted_once"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type or 'event'} {self.media_id} ({self.status})"
@@ -252,10 +272,13 @@ class IdempotencyRecord(models.Model):
         (RUNNING, "Running"), (COMPLETED, "Completed"),
         (INTERRUPTED, "Interrupted: VOD may have acted; a retry resumes the same upload")])
     # The upload row this key creates; a retry after an interrupted attempt resumes it.
-    upload_id = models.UUIDField(null=True, blank=True)
+    upload_id = models.UUIDField(null=True, blank=True, db_index=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, help_text="Encrypted")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a request last took the key to run it: a `running` key whose request died (a
+    # killed worker) may be taken over once IDEMPOTENCY_LEASE_SECONDS have passed.
+    claimed_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:

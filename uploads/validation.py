@@ -13,6 +13,10 @@ TITLE_MAX_BYTES = 128
 DESCRIPTION_MAX_BYTES = 1024
 TAGS_MAX_COUNT = 16
 TAG_MAX_BYTES = 32
+# Images and attached media carry one tag of ours (a marker that finds them again in VOD):
+# their users have one tag fewer, and no user tag may look like a marker.
+MARKER_TAG_PREFIX = "vodp-"
+MARKED_TAGS_MAX_COUNT = TAGS_MAX_COUNT - 1
 USER_DATA_MAX_BYTES = 1024
 EXTEND_MAX_BYTES = 512
 CATE_IDS_MAX_COUNT = 5
@@ -91,8 +95,9 @@ def check_video_file_name(file_name: str) -> str:
                            what="video or audio")
 
 
-def normalize_tags(tags: list[str]) -> str:
-    """VOD's Tags parameter: at most 16 tags of at most 32 bytes, comma-separated."""
+def normalize_tags(tags: list[str], *, max_count: int = TAGS_MAX_COUNT) -> str:
+    """VOD's Tags parameter: at most `max_count` (16) tags of at most 32 bytes,
+    comma-separated; none may begin with vodportal's marker prefix."""
     cleaned = []
     for tag in tags:
         tag = tag.strip()
@@ -101,10 +106,15 @@ def normalize_tags(tags: list[str]) -> str:
         if "," in tag:
             raise InvalidValue("A tag may not contain a comma.")
         check_text(tag, max_bytes=TAG_MAX_BYTES)
+        if tag.lower().startswith(MARKER_TAG_PREFIX):
+            raise InvalidValue(f"Tags beginning with '{MARKER_TAG_PREFIX}' are reserved for "
+                               "vodportal's own marker.")
         if tag not in cleaned:
             cleaned.append(tag)
-    if len(cleaned) > TAGS_MAX_COUNT:
-        raise InvalidValue(f"At most {TAGS_MAX_COUNT} tags.")
+    if len(cleaned) > max_count:
+        reserved = " (VOD allows 16; one carries vodportal's marker)" \
+            if max_count < TAGS_MAX_COUNT else ""
+        raise InvalidValue(f"At most {max_count} tags{reserved}.")
     return ",".join(cleaned)
 
 

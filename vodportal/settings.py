@@ -220,6 +220,10 @@ VOD_CALLBACK_URL = env.str("VOD_CALLBACK_URL", default="")
 VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
 # How far X-VOD-TIMESTAMP may be from our clock, in seconds.
 VOD_CALLBACK_MAX_AGE = env.int("VOD_CALLBACK_MAX_AGE", default=300)
+# How far SearchMedia's index may trail creation, in seconds: vod_sync takes "not found" as
+# proof only for images and attached media older than this. VOD documents a short delay and
+# no figure; five minutes is well past what anyone reports, and under vod_sync's grace.
+VOD_SEARCH_LAG_SECONDS = env.int("VOD_SEARCH_LAG_SECONDS", default=300)
 
 # The local sandbox (vodsandbox) instead of Alibaba Cloud: explicit sandbox keys, never the
 # credentials chain. A system check refuses it when DEBUG is off.
@@ -241,6 +245,9 @@ REST_KNOX = {
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # How long a request waits for another one with the same key that is still running.
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+# A key still `running` this long after it was taken belongs to a request that died (a
+# killed worker): a retry may take it over. Longer than any request can run.
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 
 # Key for the audit chain's HMAC; lives outside the database.
 AUDIT_KEY = env.str("AUDIT_KEY", default="")

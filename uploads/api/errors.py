@@ -7,6 +7,7 @@ unreadable answer 502, our configuration wrong 503. A stack trace never reaches 
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .. import services
+from ..dependencies import DEFAULT_RETRY_AFTER_SECONDS, DependencyUnavailable
 from ..services import InvalidState
 
 logger = logging.getLogger("uploads.api")
@@ -32,7 +34,9 @@ ERROR_STATUSES = {
     429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
     500: "Unexpected error (it is logged with the request id).",
     502: "VOD answered something unreadable.",
-    503: "VOD is unavailable or vodportal is misconfigured; see Retry-After when present.",
+    503: "VOD, the database or Redis is unavailable (`vod_unavailable`, "
+         "`database_unavailable`, `redis_unavailable`; see Retry-After), or vodportal is "
+         "misconfigured (`vod_not_configured`).",
     504: "VOD did not answer in time.",
 }
 
@@ -87,11 +91,33 @@ def _summarize(errors) -> str:
     return "Invalid input."
 
 
+def dependency_error_response(exc: Exception, request_id: str) -> Response | None:
+    """503 naming the dependency that is down (Redis, the database), with Retry-After; None
+    for any other exception."""
+    if isinstance(exc, DependencyUnavailable):
+        dependency, code, retry_after = exc.dependency, exc.code, exc.retry_after
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        dependency, code, retry_after = ("the database", "database_unavailable",
+                                         DEFAULT_RETRY_AFTER_SECONDS)
+    else:
+        return None
+    logger.warning("dependency unavailable: %s (%s) request_id=%s", code,
+                   type(exc).__name__, request_id)
+    return error_response(request_id, status.HTTP_503_SERVICE_UNAVAILABLE, code,
+                          f"{dependency.capitalize()} is unavailable at the moment; retry "
+                          "after the given delay.",
+                          headers={"Retry-After": str(retry_after)})
+
+
 def exception_handler(exc, context):
-    """DRF's handler, reshaped into our error body; VOD and unexpected errors added."""
+    """DRF's handler, reshaped into our error body; VOD, dependency and unexpected errors
+    added."""
     request_id = _request_id(context)
     if isinstance(exc, services.VodError):
         return _vod_error_response(exc, context)
+    dependency = dependency_error_response(exc, request_id)
+    if dependency is not None:
+        return dependency
     if isinstance(exc, InvalidState):
         return error_response(request_id, status.HTTP_409_CONFLICT, "invalid_state", str(exc),
                               status=exc.status)

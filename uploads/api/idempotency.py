@@ -7,13 +7,18 @@
   answer (up to IDEMPOTENCY_WAIT_SECONDS), else gets 409 with Retry-After.
 - A key is remembered for IDEMPOTENCY_KEY_TTL_HOURS (24 h), per user and endpoint.
 
-What is remembered: successful answers. A request that fails cleanly (invalid input,
-throttled, refused by VOD) frees its key, so the client can fix it or retry with the same
-key. A video whose request failed after VOD may have acted (a timeout, a 5xx) keeps its
-key bound to its `requesting` row: a retry with the key resumes that row with the same
-ReferenceId, so VOD never makes a second video for it. The stored answer carries the
-upload credential, so it is encrypted with a key derived from SECRET_KEY (kept outside the
-database), never stored in the clear.
+What is remembered: successful answers. A key is freed only when VOD provably created
+nothing for it (invalid input, throttled, refused by VOD, never sent): the client can fix
+the request or retry with the same key. After any other failure (a timeout, a 5xx, a lost
+database, a killed worker) the key stays bound to its row as *interrupted*, and a retry
+with it goes on from there (`services.upload_id_for_retry`): a video is looked up by its
+ReferenceId and handed a fresh credential, so VOD never makes a second one; an image or
+attached media, which VOD cannot re-issue a credential for, gets a new row, and the first
+one's media, if VOD made it, is discarded (by the retry, or by vod_sync once it is found).
+A key whose request died without saying so (`running` past IDEMPOTENCY_LEASE_SECONDS) is
+taken over the same way. The stored answer carries the upload credential, so it is
+encrypted with a key derived from SECRET_KEY (kept outside the database), never stored in
+the clear.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from ..models import IdempotencyRecord, UploadStatus, VideoUpload
+from .. import services
+from ..audit import RequestContext
+from ..models import IdempotencyRecord, MediaUpload, UploadStatus
 from .errors import error_response
 
 HEADER = "Idempotency-Key"
@@ -84,11 +91,20 @@ def _claim(request, scope: str, key: str, fingerprint: str) -> IdempotencyRecord
         return None
 
 
+def _abandoned(record: IdempotencyRecord) -> bool:
+    """Whether a retry may take the record over: its attempt was interrupted, or it has
+    been `running` longer than any request runs (its worker died)."""
+    if record.state == IdempotencyRecord.INTERRUPTED:
+        return True
+    lease = timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+    return record.state == IdempotencyRecord.RUNNING and record.claimed_at < timezone.now() - lease
+
+
 def _take_over(record: IdempotencyRecord) -> bool:
-    """Claim an interrupted record for a retry; False if another retry got it first."""
+    """Claim an abandoned record for a retry; False if another retry got it first."""
     return bool(IdempotencyRecord.objects.filter(
-        pk=record.pk, state=IdempotencyRecord.INTERRUPTED).update(
-        state=IdempotencyRecord.RUNNING))
+        pk=record.pk, state=record.state, claimed_at=record.claimed_at).update(
+        state=IdempotencyRecord.RUNNING, claimed_at=timezone.now()))
 
 
 def _existing(request, scope: str, key: str,
@@ -107,7 +123,7 @@ def _existing(request, scope: str, key: str,
                           "key for a new request.")
         if record.state == IdempotencyRecord.COMPLETED:
             return _replay(request, record)
-        if record.state == IdempotencyRecord.INTERRUPTED and _take_over(record):
+        if _abandoned(record) and _take_over(record):
             return record
         if time.monotonic() >= deadline:
             return _error(request, status.HTTP_409_CONFLICT, "idempotency_key_in_use",
@@ -116,17 +132,32 @@ def _existing(request, scope: str, key: str,
         time.sleep(_POLL_SECONDS)
 
 
-def _interrupted_video(record: IdempotencyRecord) -> bool:
-    """Whether the failed attempt left a video VOD may have created (still `requesting`)."""
-    return VideoUpload.objects.filter(pk=record.upload_id,
-                                      status=UploadStatus.REQUESTING).exists()
+def _nothing_created(model: type[MediaUpload], record: IdempotencyRecord) -> bool:
+    """Whether the failed attempt provably left nothing in VOD: its row was never written
+    (VOD was not called) or was ended as failed (only done on VOD's own refusal)."""
+    status = model.objects.filter(pk=record.upload_id).values_list("status", flat=True).first()
+    return status in (None, UploadStatus.FAILED)
 
 
-def idempotent(request, scope: str, execute: Callable[[uuid.UUID | None], Response]) -> Response:
+def _resume(request, model: type[MediaUpload], record: IdempotencyRecord) -> None:
+    """Point a taken-over record at the row its retry works on (see upload_id_for_retry)."""
+    try:
+        record.upload_id = services.upload_id_for_retry(
+            model=model, upload_id=record.upload_id,
+            context=RequestContext.from_request(request))
+    except BaseException:
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            state=IdempotencyRecord.INTERRUPTED)
+        raise
+    record.save(update_fields=["upload_id"])
+
+
+def idempotent(request, scope: str, model: type[MediaUpload],
+               execute: Callable[[uuid.UUID | None], Response]) -> Response:
     """Run `execute` at most once per (user, scope, Idempotency-Key); replay its answer.
 
     `execute` gets the id the upload row must have (None without a key), so a retry after an
-    interrupted attempt resumes the same row.
+    interrupted attempt goes on with the same row where VOD allows it.
     """
     key = request.headers.get(HEADER)
     if key is None:
@@ -142,15 +173,16 @@ def idempotent(request, scope: str, execute: Callable[[uuid.UUID | None], Respon
                 return existing
             if existing is None:
                 continue
-            record = existing  # an interrupted attempt: resume its upload
+            record = existing  # an interrupted attempt: go on from where it stopped
+            _resume(request, model, record)
         try:
             response = execute(record.upload_id)
         except BaseException:
-            if _interrupted_video(record):
+            if _nothing_created(model, record):
+                record.delete()  # VOD holds nothing for it: the key is free again
+            else:
                 record.state = IdempotencyRecord.INTERRUPTED
                 record.save(update_fields=["state"])
-            else:
-                record.delete()  # nothing settled: the key is free again
             raise
         if response.status_code >= 400:
             record.delete()

@@ -68,11 +68,15 @@ class TagsField(serializers.ListField):
 
     child = serializers.CharField(trim_whitespace=True, allow_blank=False)
 
+    def __init__(self, *, max_count: int = validation.TAGS_MAX_COUNT, **kwargs):
+        super().__init__(**kwargs)
+        self.max_count = max_count
+
     def to_internal_value(self, data):
         if isinstance(data, str):
             data = [tag for tag in data.split(",")] if data.strip() else []
         tags = super().to_internal_value(data)
-        return _checked(validation.normalize_tags, tags)
+        return _checked(validation.normalize_tags, tags, max_count=self.max_count)
 
     def to_representation(self, value):
         return _tags(value)
@@ -111,6 +115,7 @@ class ImageCreateSerializer(_CommonCreateSerializer):
     """POST /images/: what CreateUploadImage needs."""
 
     image_type = serializers.ChoiceField(choices=validation.IMAGE_TYPES)
+    tags = TagsField(required=False, default="", max_count=validation.MARKED_TAGS_MAX_COUNT)
     image_ext = serializers.ChoiceField(choices=validation.IMAGE_EXTENSIONS, required=False,
                                         help_text="Defaults to the extension of "
                                                   "original_file_name, else png.")
@@ -147,6 +152,7 @@ class AttachedMediaCreateSerializer(_CommonCreateSerializer):
     """POST /attached-media/: what CreateUploadAttachedMedia needs."""
 
     business_type = serializers.ChoiceField(choices=tuple(validation.ATTACHED_MEDIA_EXTENSIONS))
+    tags = TagsField(required=False, default="", max_count=validation.MARKED_TAGS_MAX_COUNT)
     media_ext = serializers.CharField(required=False, max_length=8,
                                       help_text="Defaults to the extension of file_name.")
     title = VodTextField(max_bytes=validation.TITLE_MAX_BYTES, required=False,

@@ -10,12 +10,16 @@ import math
 import time
 from functools import lru_cache
 
+import redis
 from django.conf import settings
 from limits import parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+
+from ..dependencies import DependencyUnavailable
 
 
 @lru_cache(maxsize=4)
@@ -40,9 +44,15 @@ class _UserMovingWindowThrottle(BaseThrottle):
         item = parse(rate)
         limiter = _limiter(settings.REDIS_URL)
         identity = ("vodportal-throttle", self.scope, str(request.user.pk))
-        if limiter.hit(item, *identity):
-            return True
-        reset_at = limiter.get_window_stats(item, *identity).reset_time
+        try:
+            if limiter.hit(item, *identity):
+                return True
+            reset_at = limiter.get_window_stats(item, *identity).reset_time
+        except (redis.exceptions.RedisError, StorageError) as exc:
+            # The rate cannot be counted: refuse plainly (503) rather than let every request
+            # through unlimited or fail with a 500.
+            raise DependencyUnavailable(
+                "redis", "The rate limiter's store (Redis) is unavailable.") from exc
         self._wait = max(1, math.ceil(reset_at - time.time()))
         return False
 

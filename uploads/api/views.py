@@ -95,7 +95,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
 
     def create(self, request, *args, **kwargs):
         """Issue a credential; with an Idempotency-Key, at most once per key."""
-        return idempotent(request, f"{self.basename}.create",
+        return idempotent(request, f"{self.basename}.create", self.model,
                           lambda upload_id: self._create(request, upload_id))
 
     def _create(self, request, upload_id):
@@ -129,7 +129,7 @@ class VideoViewSet(UploadViewSet):
     lookup_url_kwarg = "video_id"
 
     def issue(self, **validated) -> services.Issued:
-        return services.video_issue(**validated)  # upload_id: resumable by ReferenceId
+        return services.video_issue(**validated)
 
     @extend_schema(request=None, responses={200: serializers.VideoIssuedSerializer})
     @action(detail=True, methods=["post"])
@@ -160,8 +160,7 @@ class ImageViewSet(UploadViewSet):
     create_serializer_class = serializers.ImageCreateSerializer
     lookup_url_kwarg = "image_id"
 
-    def issue(self, *, upload_id=None, **validated) -> services.Issued:
-        # No ReferenceId for images: an interrupted attempt cannot be resumed, only redone.
+    def issue(self, **validated) -> services.Issued:
         return services.image_issue(**validated)
 
 
@@ -181,8 +180,7 @@ class AttachedMediaViewSet(UploadViewSet):
     create_serializer_class = serializers.AttachedMediaCreateSerializer
     lookup_url_kwarg = "media_id"
 
-    def issue(self, *, upload_id=None, **validated) -> services.Issued:
-        # No ReferenceId for attached media: an interrupted attempt can only be redone.
+    def issue(self, **validated) -> services.Issued:
         return services.attached_media_issue(**validated)
 
 

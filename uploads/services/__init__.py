@@ -5,6 +5,7 @@ reports. Callers (api, admin, commands) import this package and never the gatewa
 failures are re-exported here.
 """
 
+from ..dependencies import DependencyUnavailable
 from ..vod import (
     VodBadResponse,
     credentials_resolvable,
@@ -20,15 +21,19 @@ from .issuing import (
     REFRESHABLE_STATUSES,
     InvalidState,
     Issued,
+    nothing_created,
     attached_media_issue,
     image_issue,
     video_issue,
     video_refresh,
 )
-from .lifecycle import SyncResult, upload_cancel, uploads_sync
+from .lifecycle import SyncResult, upload_cancel
+from .reconcile import NEVER_DELIVERED, upload_discard, upload_id_for_retry, uploads_sync
 
 __all__ = [
+    "NEVER_DELIVERED",
     "REFRESHABLE_STATUSES",
+    "DependencyUnavailable",
     "InvalidState",
     "Issued",
     "SyncResult",
@@ -43,7 +48,10 @@ __all__ = [
     "attached_media_issue",
     "credentials_resolvable",
     "image_issue",
+    "nothing_created",
     "upload_cancel",
+    "upload_discard",
+    "upload_id_for_retry",
     "uploads_sync",
     "video_issue",
     "video_refresh",

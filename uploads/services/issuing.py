@@ -8,16 +8,19 @@ on the row and in the audit trail before the caller sees it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
 from .. import audit, statements, vod
 from ..audit import RequestContext
+from ..dependencies import DependencyUnavailable
 from ..models import (
     AttachedMediaUpload,
     AuditOutcome,
@@ -27,10 +30,6 @@ from ..models import (
     VideoUpload,
 )
 from ..validation import build_user_data
-
-# Failures after which VOD may still have created the media: the row stays `requesting`
-# (to be resolved by vod_sync) instead of being marked failed.
-_INDETERMINATE = (vod.VodTimeout, vod.VodBadResponse)
 
 # States in which a video may be given a fresh credential for its upload.
 REFRESHABLE_STATUSES = (UploadStatus.UPLOADING, UploadStatus.EXPIRED, UploadStatus.FAILED)
@@ -52,6 +51,17 @@ class Issued:
     credential: vod.IssuedUpload
 
 
+@dataclass
+class Attempt:
+    """What one issuance has learnt so far: whether VOD may hold a media for the row.
+
+    Once it may, the row is never ended as failed by this request: only VOD's own answer
+    to a lookup (vod_sync, or a retry with the same Idempotency-Key) settles it.
+    """
+
+    vod_may_have_acted: bool = False
+
+
 def _user_data(extend: dict | None) -> str:
     return build_user_data(callback_url=settings.VOD_CALLBACK_URL, extend=extend)
 
@@ -60,29 +70,53 @@ def _common_defaults() -> dict:
     return {"app_id": settings.VOD_APP_ID, "storage_location": settings.VOD_STORAGE_LOCATION}
 
 
-def _is_indeterminate(error: vod.VodError) -> bool:
-    if isinstance(error, _INDETERMINATE):
+def nothing_created(error: Exception) -> bool:
+    """Whether VOD provably created nothing for a create that failed with `error`.
+
+    True when the request never reached VOD (connection refused, our limiter's refusal or
+    its store down) or VOD refused it outright (bad input, throttling, our configuration).
+    A timeout, a 5xx, a dropped connection after sending, an unreadable answer, and a
+    duplicate ReferenceId (proof that a video exists) leave it open.
+    """
+    if isinstance(error, DependencyUnavailable):
         return True
-    # A 5xx or a dropped connection after the request was sent: VOD may have acted.
-    return isinstance(error, vod.VodUnavailable) and not error.connect_failed
+    if isinstance(error, vod.VodDuplicateReference):
+        return False
+    if isinstance(error, (vod.VodTimeout, vod.VodBadResponse)):
+        return False
+    if isinstance(error, vod.VodUnavailable):
+        return error.connect_failed
+    return isinstance(error, vod.VodError)
 
 
-def _record_failure(row: MediaUpload, error: vod.VodError, *, action: str,
+def _failure_facts(error: Exception) -> dict:
+    """Code, message, status, request id and operation of a failure, for the row and audit."""
+    if isinstance(error, DependencyUnavailable):
+        return {"code": error.code, "message": str(error), "http_status": None,
+                "request_id": "", "operation": ""}
+    return {"code": error.code, "message": error.message, "http_status": error.http_status,
+            "request_id": error.request_id, "operation": error.operation}
+
+
+def _record_failure(row: MediaUpload, error: Exception, *, action: str,
                     context: RequestContext, end_row: bool) -> None:
-    """Store VOD's code on the row (ending it when nothing was created) and audit it."""
+    """Store the failure on the row (ending it when nothing was created) and audit it."""
+    facts = _failure_facts(error)
     with transaction.atomic():
-        row.error_code = error.code[:128]
-        row.error_message = error.message[:512]
-        row.last_vod_request_id = error.request_id[:64]
+        row.error_code = facts["code"][:128]
+        row.error_message = facts["message"][:512]
+        row.last_vod_request_id = facts["request_id"][:64]
         fields = ["error_code", "error_message", "last_vod_request_id", "updated_at"]
         if end_row:
             row.status = UploadStatus.FAILED
             fields.append("status")
         row.save(update_fields=fields)
         audit.record(action, outcome=AuditOutcome.FAILURE, context=context, target=row,
-                     vod_request_id=error.request_id,
-                     data={"operation": error.operation, "code": error.code,
-                           "http_status": error.http_status, "message": error.message[:512]})
+                     vod_request_id=facts["request_id"],
+                     data={"operation": facts["operation"], "code": facts["code"],
+                           "http_status": facts["http_status"],
+                           "message": facts["message"][:512],
+                           "vod_may_have_acted": not end_row})
 
 
 # What _complete writes onto a row (besides the kind's own fields).
@@ -115,25 +149,81 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
                            "reference_id": row.reference_id})
 
 
-def _issue(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
+def _durably(write: Callable[[], None]) -> None:
+    """Run a write that records what VOD already did; on a lost database connection, once
+    more on a fresh one (VOD's answer is worth a reconnect). Inside a caller's transaction
+    there is nothing to reconnect: the error goes up."""
+    try:
+        write()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        write()
+
+
+def _issue(row: MediaUpload, send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
            context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
     statements.insert(row)  # committed: a trace exists before VOD is called
-    return _send_and_complete(row, send, context, extra_fields)
+    return _send_and_complete(row, send, context, extra_fields, Attempt())
 
 
-def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload], vod.IssuedUpload],
+def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
                        context: RequestContext,
-                       extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
+                       extra_fields: Callable[[vod.IssuedUpload], dict],
+                       attempt: Attempt) -> Issued:
     kind = row.kind
     try:
-        credential = send(row)
-    except vod.VodError as error:
-        _record_failure(row, error, action=f"{kind}.credential.failed", context=context,
-                        end_row=not _is_indeterminate(error))
+        credential = send(row, attempt)
+    except (vod.VodError, DependencyUnavailable) as error:
+        settled = not attempt.vod_may_have_acted and nothing_created(error)
+        _durably(partial(_record_failure, row, error, action=f"{kind}.credential.failed",
+                         context=context, end_row=settled))
         raise
-    _complete(row, credential, action=f"{kind}.credential.issued", context=context,
-              extra_fields=extra_fields(credential))
+    # VOD has acted: from here on a failure must not lose its answer (the row stays
+    # `requesting` for vod_sync or a retry if even a fresh connection fails).
+    _durably(lambda: _complete(row, credential, action=f"{kind}.credential.issued",
+                               context=context, extra_fields=extra_fields(credential)))
     return Issued(upload=row, credential=credential)
+
+
+def _backoff(attempt_number: int) -> None:
+    time.sleep(settings.VOD_RETRY_BACKOFF_MS / 1000 * attempt_number)
+
+
+def _video_by_reference(video: VideoUpload) -> vod.VideoCredential | None:
+    """The video VOD holds for this row's ReferenceId with a fresh credential, or None when
+    VOD answers that it holds none."""
+    try:
+        return vod.refresh_upload_video(reference_id=video.reference_id)
+    except vod.VodNotFound:
+        return None
+
+
+def _create_video_once(video: VideoUpload, attempt: Attempt, create: Callable[[], vod.VideoCredential]
+                       ) -> vod.VideoCredential:
+    """CreateUploadVideo for the row, making at most one video whatever fails.
+
+    After any failure VOD may have acted on, the ReferenceId is looked up before anything is
+    sent again; whatever a repeated create answers (VOD does not document a duplicate's
+    error), the next lookup decides. Gives up after VOD_MAX_ATTEMPTS, leaving the row open.
+    """
+    attempts = max(1, settings.VOD_MAX_ATTEMPTS)
+    for number in range(1, attempts + 1):
+        if attempt.vod_may_have_acted:
+            found = _video_by_reference(video)
+            if found is not None:
+                return found
+        try:
+            return create()
+        except vod.VodError as error:
+            if not attempt.vod_may_have_acted and nothing_created(error):
+                raise
+            attempt.vod_may_have_acted = True
+            if number == attempts:
+                raise
+            _backoff(number)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
@@ -154,25 +244,22 @@ def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
         cover_url=cover_url, extend=extend, template_group_id=settings.VOD_TEMPLATE_GROUP_ID,
         workflow_id=settings.VOD_WORKFLOW_ID, **_common_defaults())
 
-    def send(video: VideoUpload) -> vod.VideoCredential:
-        try:
-            return vod.create_upload_video(
-                title=title, file_name=file_name, reference_id=video.reference_id,
-                file_size=file_size, description=description, cover_url=cover_url,
-                cate_id=cate_id, tags=tags, template_group_id=video.template_group_id,
-                workflow_id=video.workflow_id, storage_location=video.storage_location,
-                app_id=video.app_id, user_data=user_data)
-        except vod.VodDuplicateReference:
-            # An earlier attempt created the video but its answer was lost: find it again.
-            return vod.refresh_upload_video(reference_id=video.reference_id)
+    def send(video: VideoUpload, attempt: Attempt) -> vod.VideoCredential:
+        return _create_video_once(video, attempt, lambda: vod.create_upload_video(
+            title=title, file_name=file_name, reference_id=video.reference_id,
+            file_size=file_size, description=description, cover_url=cover_url,
+            cate_id=cate_id, tags=tags, template_group_id=video.template_group_id,
+            workflow_id=video.workflow_id, storage_location=video.storage_location,
+            app_id=video.app_id, user_data=user_data))
 
     if existing is None:
         return _issue(row, send, context, lambda credential: {})
     if existing.status != UploadStatus.REQUESTING:
-        # vod_sync found the video meanwhile: the retry gets a fresh credential for it.
+        # Created, but its credential never reached the client: a fresh one for it.
         return video_refresh(video=existing, context=context)
-    # Same ReferenceId: VOD refuses a second video, and `send` finds the first one again.
-    return _send_and_complete(existing, send, context, lambda credential: {})
+    # The earlier attempt may have created the video: look its ReferenceId up first.
+    return _send_and_complete(existing, send, context, lambda credential: {},
+                              Attempt(vod_may_have_acted=True))
 
 
 def video_refresh(*, video: VideoUpload, context: RequestContext,
@@ -186,10 +273,17 @@ def video_refresh(*, video: VideoUpload, context: RequestContext,
                            "given a new upload credential.", status=video.status)
     try:
         credential = vod.refresh_upload_video(video_id=video.vod_id)
-    except vod.VodError as error:
-        _record_failure(video, error, action="video.credential.failed", context=context,
-                        end_row=False)
+    except (vod.VodError, DependencyUnavailable) as error:
+        _durably(partial(_record_failure, video, error, action="video.credential.failed",
+                         context=context, end_row=False))
         raise
+    _durably(lambda: _record_refresh(video, credential, context=context,
+                                     audit_action=audit_action))
+    return Issued(upload=video, credential=credential)
+
+
+def _record_refresh(video: VideoUpload, credential: vod.VideoCredential, *,
+                    context: RequestContext, audit_action: str) -> None:
     with transaction.atomic():
         VideoUpload.objects.filter(pk=video.pk).update(
             status=UploadStatus.UPLOADING,
@@ -205,24 +299,31 @@ def video_refresh(*, video: VideoUpload, context: RequestContext,
                      vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
                            "credentials_issued": video.credentials_issued})
-    return Issued(upload=video, credential=credential)
+
+
+def _with_marker(tags: str, row: MediaUpload) -> str:
+    """The user's tags (comma-separated) plus the row's marker, as VOD's Tags."""
+    return ",".join(filter(None, [tags, row.marker_tag]))
 
 
 def image_issue(*, owner, image_type: str, image_ext: str, context: RequestContext,
                 title: str = "", original_file_name: str = "", description: str = "",
                 tags: str = "", cate_id: int | None = None,
-                extend: dict | None = None) -> Issued:
-    """CreateUploadImage for `owner`, recorded as an ImageUpload."""
+                extend: dict | None = None, upload_id: uuid.UUID | None = None) -> Issued:
+    """CreateUploadImage for `owner`, recorded as an ImageUpload (its id `upload_id` when
+    given). The image carries the row's marker tag, so a lost answer can be found again."""
     user_data = _user_data(extend)
-    row = ImageUpload(owner=owner, image_type=image_type, image_ext=image_ext, title=title,
+    row = ImageUpload(id=upload_id or uuid.uuid4(), owner=owner, image_type=image_type,
+                      image_ext=image_ext, title=title,
                       file_name=original_file_name, description=description, tags=tags,
                       cate_id=cate_id, extend=extend, **_common_defaults())
 
-    def send(image: ImageUpload) -> vod.ImageCredential:
+    def send(image: ImageUpload, attempt: Attempt) -> vod.ImageCredential:
         return vod.create_upload_image(
             image_type=image_type, image_ext=image_ext, title=title,
             original_file_name=original_file_name, description=description, cate_id=cate_id,
-            tags=tags, storage_location=image.storage_location, app_id=image.app_id,
+            tags=_with_marker(tags, image), storage_location=image.storage_location,
+            app_id=image.app_id,
             user_data=user_data)
 
     return _issue(row, send, context,
@@ -233,18 +334,22 @@ def image_issue(*, owner, image_type: str, image_ext: str, context: RequestConte
 def attached_media_issue(*, owner, business_type: str, media_ext: str,
                          context: RequestContext, title: str = "", file_name: str = "",
                          file_size: int | None = None, description: str = "", tags: str = "",
-                         cate_ids: str = "", extend: dict | None = None) -> Issued:
-    """CreateUploadAttachedMedia for `owner`, recorded as an AttachedMediaUpload."""
+                         cate_ids: str = "", extend: dict | None = None,
+                         upload_id: uuid.UUID | None = None) -> Issued:
+    """CreateUploadAttachedMedia for `owner`, recorded as an AttachedMediaUpload (its id
+    `upload_id` when given), marked like an image."""
     user_data = _user_data(extend)
-    row = AttachedMediaUpload(owner=owner, business_type=business_type, media_ext=media_ext,
+    row = AttachedMediaUpload(id=upload_id or uuid.uuid4(), owner=owner,
+                              business_type=business_type, media_ext=media_ext,
                               title=title, file_name=file_name, file_size=file_size,
                               description=description, tags=tags, cate_ids=cate_ids,
                               extend=extend, **_common_defaults())
 
-    def send(media: AttachedMediaUpload) -> vod.AttachedMediaCredential:
+    def send(media: AttachedMediaUpload, attempt: Attempt) -> vod.AttachedMediaCredential:
         return vod.create_upload_attached_media(
             business_type=business_type, media_ext=media_ext, title=title, file_name=file_name,
-            file_size=file_size, description=description, cate_ids=cate_ids, tags=tags,
+            file_size=file_size, description=description, cate_ids=cate_ids,
+            tags=_with_marker(tags, media),
             storage_location=media.storage_location, app_id=media.app_id,
             user_data=user_data)
 

@@ -1,11 +1,12 @@
-"""Moving uploads along their lifecycle from what VOD reports (Get*Info calls)."""
+"""Moving uploads VOD knows along their lifecycle from what VOD reports (Get*Info calls),
+and cancelling them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from django.db import transaction
 
@@ -54,13 +55,13 @@ class SyncResult:
     error: str = ""
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def chunks(items: list, size: int) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
-def _apply(upload: MediaUpload, *, context: RequestContext, audit_unchanged: bool,
+def apply_vod_state(upload: MediaUpload, *, context: RequestContext, audit_unchanged: bool,
            vod_status: str = "", new_status: str = "", vod_id: str = "", size: int | None = None,
            error_code: str = "", request_id: str = "") -> SyncResult:
     """Write what VOD said onto one row (atomically with its audit event).
@@ -106,7 +107,12 @@ def _apply_locked(upload: MediaUpload, *, context, audit_unchanged, vod_status, 
                       new_status=upload.status, vod_status=vod_status)
 
 
-def _failed(upload: MediaUpload, error: vod.VodError, context: RequestContext) -> SyncResult:
+def unchanged(upload: MediaUpload) -> SyncResult:
+    """A row left as it is (VOD said nothing that settles it yet)."""
+    return SyncResult(upload=upload, ok=True, old_status=upload.status, new_status=upload.status)
+
+
+def sync_failed(upload: MediaUpload, error: vod.VodError, context: RequestContext) -> SyncResult:
     audit.record("upload.synced", outcome=AuditOutcome.FAILURE, context=context, target=upload,
                  vod_request_id=error.request_id,
                  data={"operation": error.operation, "code": error.code})
@@ -132,88 +138,29 @@ def _our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | 
     return status
 
 
-def _sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
+def sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
                 expire_before: datetime | None = None) -> list[SyncResult]:
     results = []
-    for chunk in _chunks(uploads, BATCH):
+    for chunk in chunks(uploads, BATCH):
         try:
             batch = _lookup(model, [upload.vod_id for upload in chunk])
         except vod.VodError as error:
-            results.extend(_failed(upload, error, context) for upload in chunk)
+            results.extend(sync_failed(upload, error, context) for upload in chunk)
             continue
         for upload in chunk:
             info = batch.found.get(upload.vod_id)
             if info is None:
-                results.append(_apply(upload, context=context, audit_unchanged=audit_unchanged,
-                                      new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
-                                      request_id=batch.request_id))
+                # A verdict only on VOD's word: the id is in its list of ids it does not hold.
+                results.append(
+                    apply_vod_state(upload, context=context, audit_unchanged=audit_unchanged,
+                                    new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
+                                    request_id=batch.request_id)
+                    if upload.vod_id in batch.missing else unchanged(upload))
                 continue
-            results.append(_apply(upload, context=context, audit_unchanged=audit_unchanged,
-                                  vod_status=info.status,
-                                  new_status=_our_status(upload, info.status, expire_before),
-                                  size=info.size, request_id=batch.request_id))
-    return results
-
-
-def _sync_requesting_videos(uploads: list[VideoUpload], context, audit_unchanged,
-                            end_unknown_before: datetime | None) -> list[SyncResult]:
-    """Videos whose create answer was lost: found again by ReferenceId, no new credential."""
-    results = []
-    for chunk in _chunks(uploads, BATCH):
-        try:
-            batch = vod.get_video_infos(reference_ids=[upload.reference_id for upload in chunk])
-        except vod.VodError as error:
-            results.extend(_failed(upload, error, context) for upload in chunk)
-            continue
-        for upload in chunk:
-            info = batch.found_by_reference.get(upload.reference_id)
-            if info is not None:
-                results.append(_apply(upload, context=context, audit_unchanged=audit_unchanged,
-                                      vod_id=info.media_id, vod_status=info.status,
-                                      new_status=VIDEO_STATUSES.get(info.status, ""),
-                                      size=info.size, request_id=batch.request_id))
-            else:
-                results.append(_end_if_stale(upload, context, audit_unchanged,
-                                             end_unknown_before, batch.request_id))
-    return results
-
-
-def _end_if_stale(upload, context, audit_unchanged, end_unknown_before, request_id=""):
-    """A row VOD never saw: ended as failed once it is older than the caller's cut-off."""
-    if end_unknown_before is not None and upload.created_at < end_unknown_before:
-        return _apply(upload, context=context, audit_unchanged=audit_unchanged,
-                      new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
-                      request_id=request_id)
-    return SyncResult(upload=upload, ok=True, old_status=upload.status,
-                      new_status=upload.status)
-
-
-def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
-                 audit_unchanged: bool = False,
-                 end_unknown_before: datetime | None = None,
-                 expire_before: datetime | None = None) -> list[SyncResult]:
-    """Ask VOD for the status of each upload (batched by 20) and update the rows.
-
-    Rows VOD does not know end as failed (`NotFoundInVod`), except cancelled ones. Videos
-    still `requesting` are looked up by ReferenceId; images and attached media still
-    `requesting` have no such handle and are ended once older than `end_unknown_before`.
-    With `expire_before`, an upload VOD still waits for whose credential ran out before
-    then becomes `expired` (a video can be revived with a refresh).
-    """
-    by_model: dict[type, list[MediaUpload]] = {}
-    for upload in uploads:
-        by_model.setdefault(type(upload), []).append(upload)
-    results: list[SyncResult] = []
-    for model, rows in by_model.items():
-        known = [row for row in rows if row.vod_id]
-        unknown = [row for row in rows if not row.vod_id]
-        results += _sync_known(model, known, context, audit_unchanged, expire_before)
-        if model is VideoUpload:
-            results += _sync_requesting_videos(unknown, context, audit_unchanged,
-                                               end_unknown_before)
-        else:
-            results += [_end_if_stale(row, context, audit_unchanged, end_unknown_before)
-                        for row in unknown]
+            results.append(apply_vod_state(
+                upload, context=context, audit_unchanged=audit_unchanged,
+                vod_status=info.status, new_status=_our_status(upload, info.status, expire_before),
+                size=info.size, request_id=batch.request_id))
     return results
 
 
@@ -247,12 +194,17 @@ def upload_cancel(*, upload: MediaUpload, context: RequestContext) -> MediaUploa
 
 def _delete_in_vod(upload: MediaUpload) -> str:
     """Delete one media in VOD; '' when there is nothing VOD could know."""
-    if isinstance(upload, VideoUpload):
-        if upload.vod_id:
-            return vod.delete_videos([upload.vod_id])
+    if isinstance(upload, VideoUpload) and not upload.vod_id:
         return vod.delete_videos(reference_ids=[upload.reference_id])
     if not upload.vod_id:
         return ""  # never issued: VOD holds nothing for it
-    if isinstance(upload, ImageUpload):
-        return vod.delete_images([upload.vod_id])
-    return vod.delete_attached_media([upload.vod_id])
+    return media_delete(type(upload), upload.vod_id)
+
+
+def media_delete(model: type[MediaUpload], media_id: str) -> str:
+    """Delete one media of `model`'s kind in VOD; returns VOD's RequestId."""
+    if model is VideoUpload:
+        return vod.delete_videos([media_id])
+    if model is ImageUpload:
+        return vod.delete_images([media_id])
+    return vod.delete_attached_media([media_id])

@@ -20,6 +20,7 @@ from .operations import (
     get_image_info,
     get_video_info,
     refresh_upload_video,
+    search_media_by_tags,
 )
 from .types import (
     AttachedMediaCredential,
@@ -74,4 +75,5 @@ __all__ = [
     "get_image_info",
     "get_video_info",
     "refresh_upload_video",
+    "search_media_by_tags",
 ]

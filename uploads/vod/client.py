@@ -18,6 +18,7 @@ from alibabacloud_vod20170321.client import Client
 from darabonba.runtime import RuntimeOptions
 from django.conf import settings
 
+from ..dependencies import DependencyUnavailable
 from . import limiter
 from .types import (
     VodBadResponse,
@@ -221,6 +222,8 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
         try:
             with limiter.vod_call_slot(operation):
                 result = send(get_client())
+        except DependencyUnavailable:
+            raise  # the limiter could not be asked: VOD was not called
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated below
             error = exc if isinstance(exc, VodError) else _translate(exc, operation)
             elapsed_ms = (time.perf_counter() - started) * 1000

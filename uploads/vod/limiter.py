@@ -16,6 +16,7 @@ is throughput: about limit / (1 s + call latency).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -28,7 +29,10 @@ from typing import Iterator
 import redis
 from django.conf import settings
 
+from ..dependencies import DependencyUnavailable
 from .types import VodThrottled
+
+logger = logging.getLogger("uploads.vod")
 
 KEY_PREFIX = "vodportal:vod-qps:"
 # A call's slot is provisionally held this long past admission (longer than any call can
@@ -120,9 +124,32 @@ def clear() -> None:
     _window(settings.REDIS_URL).clear()
 
 
+def _acquire(window, operation: str, limit: int, call_id: str) -> float:
+    try:
+        return window.try_acquire(operation, limit, call_id)
+    except redis.exceptions.RedisError as exc:
+        # Nothing was sent to VOD: the caller may say so, and the client may retry.
+        raise DependencyUnavailable(
+            "redis", "The VOD rate limiter's store (Redis) is unavailable.") from exc
+
+
+def _release(window, operation: str, call_id: str) -> None:
+    try:
+        window.release(operation, call_id)
+    except redis.exceptions.RedisError:
+        # VOD has answered by now: losing its answer for the sake of the limiter's
+        # bookkeeping would be worse. The slot frees itself after _PROVISIONAL_HOLD.
+        logger.warning("VOD limiter: could not release a slot of %s (Redis unavailable)",
+                       operation)
+
+
 @contextmanager
 def vod_call_slot(operation: str) -> Iterator[None]:
-    """Hold a slot for one `operation` call; wait up to VOD_QPS_MAX_WAIT_MS to get one."""
+    """Hold a slot for one `operation` call; wait up to VOD_QPS_MAX_WAIT_MS to get one.
+
+    Raises VodThrottled (our own code `QpsLimitReached`) past the wait, and
+    DependencyUnavailable when Redis cannot be asked; in both cases VOD was not called.
+    """
     limit = settings.VOD_QPS_LIMIT
     if limit <= 0:
         yield  # limit switched off
@@ -130,7 +157,7 @@ def vod_call_slot(operation: str) -> Iterator[None]:
     window = _window(settings.REDIS_URL)
     call_id = uuid.uuid4().hex
     deadline = time.monotonic() + settings.VOD_QPS_MAX_WAIT_MS / 1000
-    while (wait := window.try_acquire(operation, limit, call_id)) > 0:
+    while (wait := _acquire(window, operation, limit, call_id)) > 0:
         if time.monotonic() + wait > deadline:
             raise VodThrottled(
                 "vodportal is holding VOD calls under the account's QPS limit.",
@@ -141,4 +168,4 @@ def vod_call_slot(operation: str) -> Iterator[None]:
     try:
         yield
     finally:
-        window.release(operation, call_id)
+        _release(window, operation, call_id)

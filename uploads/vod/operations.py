@@ -105,16 +105,19 @@ def create_upload_video(
     app_id: str = "",
     user_data: str = "",
 ) -> VideoCredential:
-    """CreateUploadVideo. Repeatable: VOD refuses a second video for the same ReferenceId."""
+    """CreateUploadVideo; the ReferenceId lets a lost answer be found again."""
     request = vod_models.CreateUploadVideoRequest(**_compact(dict(
         title=title, file_name=file_name, reference_id=reference_id, file_size=file_size,
         description=description, cover_url=cover_url, cate_id=cate_id, tags=tags,
         template_group_id=template_group_id, workflow_id=workflow_id,
         storage_location=storage_location, app_id=app_id, user_data=user_data)))
     issued_at = _now()
+    # Repeated here only when the request never reached VOD: after any other failure the
+    # service looks the ReferenceId up before it sends anything again (VOD documents the
+    # ReferenceId as unique, but not what a duplicate is answered).
     response = call_vod("CreateUploadVideo",
                      lambda client: client.create_upload_video_with_options(request, runtime_options()),
-                     idempotent=True)
+                     idempotent=False)
     body = response.body
     return VideoCredential(**_decode_upload(body, body.video_id, issued_at))
 
@@ -311,3 +314,42 @@ def delete_attached_media(media_ids: list[str]) -> str:
         lambda client: client.delete_attached_media_with_options(request, runtime_options()),
         idempotent=True)
     return response.body.request_id or ""
+
+
+# SearchType per kind of media, for SearchMedia.
+SEARCH_TYPES = ("video", "audio", "image", "attached")
+
+
+def search_media_by_tags(*, search_type: str, tags: list[str]) -> MediaInfoBatch:
+    """SearchMedia for the media of `search_type` carrying any of `tags` (up to 20 marker
+    tags we set at creation); each found media comes with its tags, to tell whose it is.
+
+    VOD's search index trails creation by a short delay, so "not found" is evidence that
+    nothing exists only for media created longer ago than that (VOD_SEARCH_LAG_SECONDS).
+    """
+    if search_type not in SEARCH_TYPES:
+        raise ValueError(f"search_type must be one of {', '.join(SEARCH_TYPES)}")
+    _check_batch(tags, "SearchMedia")
+    if any("'" in tag or "," in tag for tag in tags):
+        raise ValueError("a marker tag may not contain quotes or commas")
+    values = ",".join(f"'{tag}'" for tag in tags)
+    request = vod_models.SearchMediaRequest(
+        search_type=search_type, match=f"Tags in ({values})", page_size=MAX_SEARCH_PAGE,
+        sort_by="CreationTime:Asc", fields="Title,Tags,Status")
+    response = call_vod("SearchMedia",
+                        lambda client: client.search_media_with_options(request, runtime_options()),
+                        idempotent=True)
+    body = response.body
+    found = {}
+    for item in body.media_list or []:
+        media = item.image or item.attached_media or item.video or item.audio
+        found[item.media_id] = MediaInfo(
+            media_id=item.media_id, status=(media.status if media else "") or "",
+            title=(media.title if media else "") or "",
+            tags=tuple(tag.strip() for tag in ((media.tags if media else "") or "").split(",")
+                       if tag.strip()))
+    return MediaInfoBatch(found=found, missing=(), request_id=body.request_id or "")
+
+
+# SearchMedia's largest page: 20 markers find 20 media (a few more, were one created twice).
+MAX_SEARCH_PAGE = 100

@@ -81,6 +81,7 @@ class MediaInfo:
     duration: float | None = None
     title: str = ""
     reference_id: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
