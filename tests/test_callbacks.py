@@ -161,3 +161,22 @@ def test_the_signature_is_never_stored(client, video):
     deliver(client, upload_complete(video.vod_id), timestamp=timestamp, signature=signature)
     stored = VodEvent.objects.values()
     assert not any(signature in str(value) for row in stored for value in row.values())
+
+
+def test_identical_deliveries_arriving_together_are_applied_once(video):
+    """VOD may deliver one event twice at the same moment: the database lets one delivery
+    be accepted (race-free on PostgreSQL, where they truly run at once)."""
+    from django.test import Client
+
+    from tests.conftest import concurrently
+
+    payload = upload_complete(video.vod_id)
+    answers = concurrently(*[lambda: deliver(Client(), payload) for _ in range(8)])
+
+    assert [answer.status_code for answer in answers] == [200] * 8
+    codes = sorted(answer.json()["code"] for answer in answers)
+    assert codes == ["accepted"] + ["duplicate"] * 7
+    assert VodEvent.objects.filter(status="accepted").count() == 1
+    assert VodEvent.objects.filter(status="duplicate").count() == 7
+    moved = AuditEvent.objects.filter(action="vod.event.received", target_pk=str(video.pk))
+    assert moved.count() == 1 and moved.get().data["to"] == UploadStatus.UPLOADED

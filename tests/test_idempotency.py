@@ -211,3 +211,93 @@ def test_a_retry_after_vod_sync_discarded_the_video_gets_a_new_one(api, sandbox,
     assert retried.json()["video_id"] == second.vod_id
     assert sandbox.state()["videos"] == [second.vod_id]
     assert IdempotencyRecord.objects.get().upload_id == second.pk
+
+
+def test_an_interrupted_image_is_redone_on_a_new_row_and_the_lost_one_discarded(
+        api, sandbox, settings, capsys, time_passes):
+    """Images have no ReferenceId and VOD cannot re-issue their credential: the retry makes
+    a new row and image; the first image, made but never delivered, is found by its marker
+    and deleted by vod_sync. One live image for the key."""
+    from django.core.management import call_command
+
+    from uploads.models import ImageUpload
+
+    settings.VOD_READ_TIMEOUT_MS = 300
+    settings.VOD_MAX_ATTEMPTS = 1
+    body = {"image_type": "default", "image_ext": "png"}
+    sandbox.faults.add(action="CreateUploadImage", timeout=True, apply_after=True, times=1)
+    assert post(api, "/api/v1/images/", body, key="img-1").status_code == 504
+    first = ImageUpload.objects.get()
+    assert IdempotencyRecord.objects.get().state == "interrupted"
+
+    retried = post(api, "/api/v1/images/", body, key="img-1")
+
+    assert retried.status_code == 201, retried.content
+    second = ImageUpload.objects.exclude(pk=first.pk).get()
+    assert retried.json()["image_id"] == second.vod_id
+    assert IdempotencyRecord.objects.get().upload_id == second.pk
+    assert sandbox.count_images() == 2  # the lost one is still there...
+    time_passes()
+    call_command("vod_sync")
+    capsys.readouterr()
+    first.refresh_from_db()
+    assert first.status == "failed" and first.error_code == "CredentialNeverDelivered"
+    assert sandbox.state()["images"] == [second.vod_id]  # ...until vod_sync deletes it
+    assert post(api, "/api/v1/images/", body, key="img-1").json() == retried.json()
+
+
+def test_a_key_whose_request_died_is_taken_over_after_its_lease(api, sandbox, settings):
+    """A worker killed mid-request leaves its key `running` for ever; past the lease a retry
+    takes it over and goes on with the same row (for a video: found by ReferenceId)."""
+    settings.VOD_READ_TIMEOUT_MS = 300
+    settings.VOD_MAX_ATTEMPTS = 1
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.2
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, apply_after=True, times=1)
+    post(api, key="died-1")
+    # What a killed worker leaves: the key still running, its row requesting.
+    IdempotencyRecord.objects.update(state="running")
+
+    busy = post(api, key="died-1")
+    assert busy.status_code == 409 and busy["Retry-After"] == "1"
+
+    IdempotencyRecord.objects.update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS + 1))
+    taken_over = post(api, key="died-1")
+
+    assert taken_over.status_code == 201, taken_over.content
+    assert VideoUpload.objects.get().vod_id == taken_over.json()["video_id"]
+    assert sandbox.count_videos() == 1 and sandbox.count_calls("CreateUploadVideo") == 1
+
+
+@pytest.mark.parametrize("path, body, action, kind, id_field", [
+    ("/api/v1/videos/", VIDEO, "CreateUploadVideo", "videos", "video_id"),
+    ("/api/v1/images/", {"image_type": "default", "image_ext": "png"}, "CreateUploadImage",
+     "images", "image_id"),
+    ("/api/v1/attached-media/", {"business_type": "subtitle", "media_ext": "vtt"},
+     "CreateUploadAttachedMedia", "attached_media", "media_id"),
+])
+def test_one_key_sent_by_many_clients_under_faults_makes_one_live_media(
+        path, body, action, kind, id_field, user, sandbox, settings, capsys, time_passes):
+    from django.core.management import call_command
+
+    from tests.conftest import _token_client, concurrently
+
+    settings.VOD_READ_TIMEOUT_MS = 300
+    settings.VOD_MAX_ATTEMPTS = 1
+    settings.IDEMPOTENCY_WAIT_SECONDS = 20 if connection.vendor == "sqlite" else 5
+    sandbox.faults.add(action=action, timeout=True, apply_after=True, times=2)
+    clients = [_token_client(user) for _ in range(6)]
+
+    answers = concurrently(*[lambda client=client: post(client, path, body, key="crowd-1")
+                             for client in clients])
+    while not any(answer.status_code == 201 for answer in answers):
+        answers.append(post(clients[0], path, body, key="crowd-1"))
+        assert len(answers) < 20, [answer.status_code for answer in answers]
+
+    issued = {answer.json()[id_field] for answer in answers if answer.status_code == 201}
+    assert len(issued) == 1, issued
+    assert {answer.status_code for answer in answers} <= {201, 409, 504}
+    time_passes()
+    call_command("vod_sync")
+    capsys.readouterr()
+    assert sandbox.state()[kind] == list(issued)
