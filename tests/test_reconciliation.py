@@ -194,3 +194,25 @@ def test_user_tags_leave_room_for_the_marker_and_may_not_imitate_it(kind, api):
     assert imitation.status_code == 400 and "reserved" in str(imitation.json()["errors"])
     assert create(api, "/api/v1/videos/", {**VIDEO, "tags": [f"t{i}" for i in range(16)]}
                   ).status_code == 201
+
+
+def test_recheck_failed_finds_what_older_versions_ended_too_early(api, sandbox, capsys,
+                                                                 time_passes):
+    """Before this version a lost answer followed by a refused lookup ended the row as
+    failed while VOD held the video. `vod_sync --recheck-failed` looks such rows up once."""
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, apply_after=True, times=1)
+    create(api)
+    VideoUpload.objects.update(status=UploadStatus.FAILED, error_code="Throttling")
+    sandbox.faults.add(action="CreateUploadImage", code="InvalidParameter", times=1)
+    create(api, "/api/v1/images/", IMAGE)  # refused by VOD: nothing to find
+    time_passes()
+
+    assert "0 checked" in sync(capsys)  # failed rows are not looked at by default
+    out = sync(capsys, "--recheck-failed", "2")
+
+    assert "2 checked, 1 changed, 0 failed" in out
+    video = VideoUpload.objects.get()
+    assert video.vod_id and video.error_code == "CredentialNeverDelivered"
+    assert sandbox.count_videos() == 0
+    image = ImageUpload.objects.get()
+    assert image.status == UploadStatus.FAILED and image.error_code == "InvalidParameter"

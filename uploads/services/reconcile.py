@@ -56,10 +56,10 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
     """Ask VOD for the status of each upload (batched by 20) and update the rows.
 
     Rows VOD says it does not hold end as failed (`NotFoundInVod`), except cancelled ones.
-    Rows still `requesting` are looked for in VOD (videos by ReferenceId, images and
-    attached media by their marker tag): a media found is discarded (its credential never
-    reached anyone); one VOD says it does not hold ends the row once the row is older than
-    `end_unknown_before`. With `expire_before`, an upload VOD still waits for whose
+    Rows with no VOD id (`requesting`, or `failed` before VOD answered) are looked for in
+    VOD (videos by ReferenceId, images and attached media by their marker tag): a media
+    found is discarded (its credential never reached anyone); a `requesting` one VOD says
+    it does not hold is ended once the row is older than `end_unknown_before`. With `expire_before`, an upload VOD still waits for whose
     credential ran out before then becomes `expired` (a video can be revived with a refresh).
     """
     by_model: dict[type, list[MediaUpload]] = {}
@@ -88,7 +88,7 @@ def _find_videos(model, uploads: list[VideoUpload], *, context, audit_unchanged,
         info = batch.found_by_reference.get(upload.reference_id)
         if info is not None:
             results.append(_discard_found(upload, info.media_id, context, batch.request_id))
-        elif upload.reference_id in batch.missing_references:
+        elif upload.reference_id in batch.missing_references and _open(upload):
             results.append(_end_not_found(upload, context, audit_unchanged, end_unknown_before,
                                           batch.request_id))
         else:
@@ -111,12 +111,17 @@ def _find_marked(model, uploads: list[MediaUpload], *, context, audit_unchanged,
         info = by_marker.get(upload.marker_tag)
         if info is not None:
             results.append(_discard_found(upload, info.media_id, context, batch.request_id))
-        elif upload.created_at < searchable_before:
+        elif upload.created_at < searchable_before and _open(upload):
             results.append(_end_not_found(upload, context, audit_unchanged, end_unknown_before,
                                           batch.request_id))
         else:
             results.append(unchanged(upload))
     return results
+
+
+def _open(upload: MediaUpload) -> bool:
+    """Whether a row VOD holds nothing for may be ended now (a failed one is ended already)."""
+    return upload.status == UploadStatus.REQUESTING
 
 
 def _end_not_found(upload, context, audit_unchanged, end_unknown_before, request_id):
@@ -136,7 +141,7 @@ def _discard_found(upload: MediaUpload, media_id: str, context: RequestContext,
         try:
             return upload_discard(upload=upload, media_id=media_id, context=context,
                                   lookup_request_id=lookup_request_id,
-                                  from_statuses=(UploadStatus.REQUESTING,))
+                                  from_statuses=(upload.status,))
         except vod.VodError as error:
             return sync_failed(upload, error, context)
 

@@ -29,17 +29,23 @@ class Command(BaseCommand):
                                  "once it is this old (default 10).")
         parser.add_argument("--limit", type=int, default=5000,
                             help="At most this many rows per kind in one run.")
+        parser.add_argument("--recheck-failed", type=int, default=None, metavar="DAYS",
+                            help="Also look in VOD for rows created in the last DAYS days "
+                                 "that failed before VOD gave them an id, and delete what "
+                                 "is found (versions before 2026-12 could end such a row "
+                                 "while VOD had made its media). Run once after upgrading.")
 
-    def handle(self, *args, older_than=None, grace=10, limit=5000, **options):
+    def handle(self, *args, older_than=None, grace=10, limit=5000, recheck_failed=None,
+               **options):
         if not self._lock(True):
             self.stdout.write("another vod_sync is running; nothing done")
             return
         try:
-            self._sync(older_than, grace, limit)
+            self._sync(older_than, grace, limit, recheck_failed)
         finally:
             self._lock(False)
 
-    def _sync(self, older_than, grace, limit):
+    def _sync(self, older_than, grace, limit, recheck_failed):
         now = timezone.now()
         due = Q(credential_expires_at__lt=now) | Q(credential_expires_at__isnull=True,
                                                    created_at__lt=now - timedelta(minutes=grace))
@@ -47,9 +53,12 @@ class Command(BaseCommand):
             due |= Q(created_at__lt=now - timedelta(minutes=older_than))
         context = RequestContext.system("vod_sync")
         totals = {"checked": 0, "changed": 0, "failed": 0}
+        wanted = Q(due, status__in=IN_FLIGHT)
+        if recheck_failed is not None:
+            wanted |= Q(status=UploadStatus.FAILED, vod_id__isnull=True,
+                        created_at__gte=now - timedelta(days=recheck_failed))
         for model in (VideoUpload, ImageUpload, AttachedMediaUpload):
-            rows = list(model.objects.filter(due, status__in=IN_FLIGHT)
-                        .order_by("created_at")[:limit])
+            rows = list(model.objects.filter(wanted).order_by("created_at")[:limit])
             results = services.uploads_sync(uploads=rows, context=context,
                                             end_unknown_before=now - timedelta(minutes=grace),
                                             expire_before=now)
