@@ -149,17 +149,19 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
                            "reference_id": row.reference_id})
 
 
-def _durably(write: Callable[[], None]) -> None:
+def _durably(write: Callable[[], None], *, written: Callable[[], bool] | None = None) -> None:
     """Run a write that records what VOD already did; on a lost database connection, once
-    more on a fresh one (VOD's answer is worth a reconnect). Inside a caller's transaction
-    there is nothing to reconnect: the error goes up."""
+    more on a fresh one (VOD's answer is worth a reconnect), unless `written` shows that the
+    first try committed after all (the connection died after COMMIT, before its answer).
+    Inside a caller's transaction there is nothing to reconnect: the error goes up."""
     try:
         write()
     except (OperationalError, InterfaceError):
         if connection.in_atomic_block:
             raise
         connection.close()
-        write()
+        if written is None or not written():
+            write()
 
 
 def _issue(row: MediaUpload, send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
@@ -183,7 +185,9 @@ def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], 
     # VOD has acted: from here on a failure must not lose its answer (the row stays
     # `requesting` for vod_sync or a retry if even a fresh connection fails).
     _durably(lambda: _complete(row, credential, action=f"{kind}.credential.issued",
-                               context=context, extra_fields=extra_fields(credential)))
+                               context=context, extra_fields=extra_fields(credential)),
+             written=lambda: type(row).objects.filter(pk=row.pk,
+                                                      vod_id=credential.media_id).exists())
     return Issued(upload=row, credential=credential)
 
 

@@ -59,8 +59,9 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
     Rows with no VOD id (`requesting`, or `failed` before VOD answered) are looked for in
     VOD (videos by ReferenceId, images and attached media by their marker tag): a media
     found is discarded (its credential never reached anyone); a `requesting` one VOD says
-    it does not hold is ended once the row is older than `end_unknown_before`. With `expire_before`, an upload VOD still waits for whose
-    credential ran out before then becomes `expired` (a video can be revived with a refresh).
+    it does not hold is ended once the row is older than `end_unknown_before`. With
+    `expire_before`, an upload VOD still waits for whose credential ran out before then
+    becomes `expired` (a video can be revived with a refresh).
     """
     by_model: dict[type, list[MediaUpload]] = {}
     for upload in uploads:
