@@ -9,7 +9,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 NPM_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
 ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
 
-.PHONY: install browser run serve test test-postgres fuzz check bench-issue clean
+.PHONY: install browser run serve test test-postgres fuzz check bench-issue chaos clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,9 +59,15 @@ bench-issue: install
 	./scripts/ensure-debian-package.sh wrk wrk required "the issuing benchmark"
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/issue_throughput.py --soak 50000 $(BENCH_ARGS)
 
-## Lint and Django's system checks.
+## The fault suite (bench/README.md, "Fault suite"): its own Redis, sandbox, gunicorn and
+## PostgreSQL database; a few minutes. CHAOS_ARGS="--scale 0.2" for a quick run.
+chaos: install
+	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+## Lint, the import direction (import-linter) and Django's system checks.
 check: install
 	$(BIN)/python -m ruff check .
+	$(BIN)/lint-imports
 	DJANGO_DEBUG=true $(BIN)/python manage.py check
 
 clean:
