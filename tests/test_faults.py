@@ -78,13 +78,13 @@ CASES = {
                                         "vod_throttled", "Throttling.User",
                                         indeterminate=False, extra={"Retry-After": "7"}),
     "truncated": Case({"body": "truncated"}, 502, "vod_bad_response", "IncompleteResponse",
-                      retry_after=False, acted=True),
+                      acted=True),
     "non_json": Case({"body": "non_json"}, 502, "vod_bad_response", "BadResponse",
-                     retry_after=False, acted=True),
+                     acted=True),
     "non_json-503-page": Case({"code": "ServiceUnAvailable", "body": "non_json"}, 502,
-                              "vod_bad_response", "BadResponse", retry_after=False),
+                              "vod_bad_response", "BadResponse"),
     "truncated-500": Case({"code": "InternalError", "body": "truncated"}, 502,
-                          "vod_bad_response", "IncompleteResponse", retry_after=False),
+                          "vod_bad_response", "IncompleteResponse"),
     "reset": Case({"reset": True}, 503, "vod_unavailable", "ConnectionError"),
 }
 

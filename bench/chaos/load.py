@@ -24,7 +24,8 @@ KIND_NAMES = tuple(KINDS)
 ERROR_FIELDS = ("code", "detail", "request_id")
 # Error answers a client should retry, so they must say when (Retry-After). For 409 only
 # the idempotency conflict qualifies; an invalid state will not mend by waiting.
-RETRY_AFTER_STATUSES = {429: None, 503: None, 504: None, 409: {"idempotency_key_in_use"}}
+RETRY_AFTER_STATUSES = {429: None, 502: None, 503: None, 504: None,
+                        409: {"idempotency_key_in_use"}}
 # ...except where waiting cannot help: our own VOD credentials are wrong.
 NO_RETRY_CODES = {"vod_not_configured"}
 EXAMPLES = 3

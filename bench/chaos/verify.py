@@ -13,6 +13,7 @@ from .services import Stack, sync_summary
 TABLES = {"video": "uploads_videoupload", "image": "uploads_imageupload",
           "attached_media": "uploads_attachedmediaupload"}
 NOT_IN_VOD = "NotFoundInVod"
+NEVER_DELIVERED = "CredentialNeverDelivered"
 EXAMPLES = 3
 
 # What a row's status says about its media in VOD, after vod_sync: one rule per line,
@@ -27,6 +28,7 @@ STATUS_RULES = (
     ("ready", None, None, "Normal"),
     ("expired", None, None, "present"),
     ("failed", None, NOT_IN_VOD, "absent"),
+    ("failed", None, NEVER_DELIVERED, "absent"),
     ("cancelled", None, None, "absent"),
 )
 

@@ -33,7 +33,7 @@ ERROR_STATUSES = {
     422: "This Idempotency-Key was used with a different request body.",
     429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
     500: "Unexpected error (it is logged with the request id).",
-    502: "VOD answered something unreadable.",
+    502: "VOD answered something unreadable (see Retry-After).",
     503: "VOD, the database or Redis is unavailable (`vod_unavailable`, "
          "`database_unavailable`, `redis_unavailable`; see Retry-After), or vodportal is "
          "misconfigured (`vod_not_configured`).",
@@ -76,7 +76,10 @@ def _vod_error_response(exc: services.VodError, context) -> Response:
         logger.error("VOD refused our configuration: code=%s request_id=%s",
                      exc.code, exc.request_id)
     headers = {}
-    if exc.retry_after and http_status in (429, 503, 504):
+    if exc.retryable:
+        # Waiting can mend it (throttling, VOD down, a timeout, a garbled answer): say when.
+        headers["Retry-After"] = str(exc.retry_after or DEFAULT_RETRY_AFTER_SECONDS)
+    elif exc.retry_after and http_status in (429, 503, 504):
         headers["Retry-After"] = str(exc.retry_after)
     return error_response(_request_id(context), http_status, code,
                           detail.format(message=exc.message), headers=headers,
