@@ -216,3 +216,28 @@ def test_recheck_failed_finds_what_older_versions_ended_too_early(api, sandbox, 
     assert sandbox.count_videos() == 0
     image = ImageUpload.objects.get()
     assert image.status == UploadStatus.FAILED and image.error_code == "InvalidParameter"
+
+
+def test_the_admins_sync_leaves_a_row_a_request_may_still_hold(client, api, sandbox, settings,
+                                                                time_passes):
+    """Staff syncing a `requesting` row settle it only once no request can still be working
+    on it (IDEMPOTENCY_LEASE_SECONDS); before that, a media found might be about to be
+    delivered."""
+    from tests.test_admin import VIDEOS, run_action, staff_with
+
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, apply_after=True, times=1)
+    create(api)
+    client.force_login(staff_with("view_videoupload", "sync_videoupload"))
+
+    run_action(client, VIDEOS, "sync_from_vod", VideoUpload.objects.all())
+
+    assert VideoUpload.objects.get().status == UploadStatus.REQUESTING
+    assert sandbox.count_calls("GetVideoInfos") == 0 and sandbox.count_videos() == 1
+
+    time_passes(settings.IDEMPOTENCY_LEASE_SECONDS + 1)
+    run_action(client, VIDEOS, "sync_from_vod", VideoUpload.objects.all())
+
+    row = VideoUpload.objects.get()
+    assert row.status == UploadStatus.FAILED and row.error_code == "CredentialNeverDelivered"
+    assert sandbox.count_videos() == 0
+    assert AuditEvent.objects.get(action="upload.discarded").actor_ref is not None  # staff

@@ -5,10 +5,14 @@ COUNT(*) (EstimatedCountPaginator, no facet counts), no date_hierarchy, owners f
 a join. bench/admin_scale.py measures the changelists at 1M uploads and 5M audit events.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import services
@@ -157,9 +161,11 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
     @admin.action(description="Sync status from VOD", permissions=["sync"])
     def sync_from_vod(self, request, queryset):
         """Ask VOD for each selected upload's status (batched by 20) and report per row."""
+        # Rows still `requesting` are settled once no request can still be working on them.
+        settle_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
         results = services.uploads_sync(uploads=self._rows_for_action(request, queryset),
                                         context=RequestContext.from_request(request),
-                                        audit_unchanged=True)
+                                        audit_unchanged=True, end_unknown_before=settle_before)
         for result in results:
             label = _label(result.upload)
             if not result.ok:

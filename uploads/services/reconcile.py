@@ -56,10 +56,10 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
     """Ask VOD for the status of each upload (batched by 20) and update the rows.
 
     Rows VOD says it does not hold end as failed (`NotFoundInVod`), except cancelled ones.
-    Rows with no VOD id (`requesting`, or `failed` before VOD answered) are looked for in
-    VOD (videos by ReferenceId, images and attached media by their marker tag): a media
-    found is discarded (its credential never reached anyone); a `requesting` one VOD says
-    it does not hold is ended once the row is older than `end_unknown_before`. With
+    Rows with no VOD id (`requesting`, or `failed` before VOD answered) created before
+    `end_unknown_before` (None: none) are looked for in VOD (videos by ReferenceId, images
+    and attached media by their marker tag): a media found is discarded (its credential
+    never reached anyone); a `requesting` row VOD says it holds nothing for is ended. With
     `expire_before`, an upload VOD still waits for whose credential ran out before then
     becomes `expired` (a video can be revived with a refresh).
     """
@@ -70,16 +70,23 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
     for model, rows in by_model.items():
         results += sync_known(model, [row for row in rows if row.vod_id], context,
                               audit_unchanged, expire_before)
+        # A younger row may still be in the hands of the request that made it: VOD's
+        # answer may yet arrive, so neither a find nor a miss may settle it now.
         unknown = [row for row in rows if not row.vod_id]
+        results += [unchanged(row) for row in unknown if not _settleable(row, end_unknown_before)]
+        unknown = [row for row in unknown if _settleable(row, end_unknown_before)]
         find = _find_videos if model is VideoUpload else _find_marked
         for chunk in chunks(unknown, BATCH):
-            results += find(model, chunk, context=context, audit_unchanged=audit_unchanged,
-                            end_unknown_before=end_unknown_before)
+            results += find(model, chunk, context=context, audit_unchanged=audit_unchanged)
     return results
 
 
-def _find_videos(model, uploads: list[VideoUpload], *, context, audit_unchanged,
-                 end_unknown_before) -> list[SyncResult]:
+def _settleable(row: MediaUpload, before: datetime | None) -> bool:
+    return before is not None and row.created_at < before
+
+
+def _find_videos(model, uploads: list[VideoUpload], *, context,
+                 audit_unchanged) -> list[SyncResult]:
     try:
         batch = vod.get_video_infos(reference_ids=[upload.reference_id for upload in uploads])
     except vod.VodError as error:
@@ -90,15 +97,14 @@ def _find_videos(model, uploads: list[VideoUpload], *, context, audit_unchanged,
         if info is not None:
             results.append(_discard_found(upload, info.media_id, context, batch.request_id))
         elif upload.reference_id in batch.missing_references and _open(upload):
-            results.append(_end_not_found(upload, context, audit_unchanged, end_unknown_before,
-                                          batch.request_id))
+            results.append(_end_not_found(upload, context, audit_unchanged, batch.request_id))
         else:
             results.append(unchanged(upload))
     return results
 
 
-def _find_marked(model, uploads: list[MediaUpload], *, context, audit_unchanged,
-                 end_unknown_before) -> list[SyncResult]:
+def _find_marked(model, uploads: list[MediaUpload], *, context,
+                 audit_unchanged) -> list[SyncResult]:
     try:
         batch = vod.search_media_by_tags(search_type=_SEARCH_TYPES[model],
                                          tags=[upload.marker_tag for upload in uploads])
@@ -113,8 +119,7 @@ def _find_marked(model, uploads: list[MediaUpload], *, context, audit_unchanged,
         if info is not None:
             results.append(_discard_found(upload, info.media_id, context, batch.request_id))
         elif upload.created_at < searchable_before and _open(upload):
-            results.append(_end_not_found(upload, context, audit_unchanged, end_unknown_before,
-                                          batch.request_id))
+            results.append(_end_not_found(upload, context, audit_unchanged, batch.request_id))
         else:
             results.append(unchanged(upload))
     return results
@@ -125,13 +130,11 @@ def _open(upload: MediaUpload) -> bool:
     return upload.status == UploadStatus.REQUESTING
 
 
-def _end_not_found(upload, context, audit_unchanged, end_unknown_before, request_id):
-    """VOD said it holds nothing for the row: ended once older than the caller's cut-off."""
-    if end_unknown_before is not None and upload.created_at < end_unknown_before:
-        return apply_vod_state(upload, context=context, audit_unchanged=audit_unchanged,
-                               new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
-                               request_id=request_id)
-    return unchanged(upload)
+def _end_not_found(upload, context, audit_unchanged, request_id):
+    """VOD said it holds nothing for the row: it ends, with that answer's request id."""
+    return apply_vod_state(upload, context=context, audit_unchanged=audit_unchanged,
+                           new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
+                           request_id=request_id)
 
 
 def _discard_found(upload: MediaUpload, media_id: str, context: RequestContext,

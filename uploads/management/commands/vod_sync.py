@@ -25,8 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--older-than", type=int, default=None, metavar="MINUTES",
                             help="Also take in-flight rows created more than this long ago.")
         parser.add_argument("--grace", type=int, default=10, metavar="MINUTES",
-                            help="A `requesting` row VOD has never seen is ended as failed "
-                                 "once it is this old (default 10).")
+                            help="A `requesting` row is looked up in VOD (and deleted there "
+                                 "or ended) once it is this old (default 10); a younger "
+                                 "one may still be in its request's hands. 0 only when no "
+                                 "request is running.")
         parser.add_argument("--limit", type=int, default=5000,
                             help="At most this many rows per kind in one run.")
         parser.add_argument("--recheck-failed", type=int, default=None, metavar="DAYS",
