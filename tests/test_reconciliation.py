@@ -241,3 +241,28 @@ def test_the_admins_sync_leaves_a_row_a_request_may_still_hold(client, api, sand
     assert row.status == UploadStatus.FAILED and row.error_code == "CredentialNeverDelivered"
     assert sandbox.count_videos() == 0
     assert AuditEvent.objects.get(action="upload.discarded").actor_ref is not None  # staff
+
+
+def test_vod_sync_holds_off_while_a_retry_holds_the_key_and_not_after_it_died(
+        api, sandbox, capsys, settings, time_passes):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sandbox.faults.add(action="CreateUploadVideo", timeout=True, apply_after=True, times=1)
+    create(api, key="held-1")
+    time_passes()
+    IdempotencyRecord.objects.update(state="running", claimed_at=timezone.now())
+
+    sync(capsys)
+
+    assert VideoUpload.objects.get().status == UploadStatus.REQUESTING  # a retry holds it
+    assert sandbox.count_videos() == 1
+
+    IdempotencyRecord.objects.update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS + 1))
+    sync(capsys)
+
+    assert VideoUpload.objects.get().error_code == "CredentialNeverDelivered"
+    assert sandbox.count_videos() == 0
+    assert IdempotencyRecord.objects.get().state == "interrupted"  # the next retry starts anew

@@ -6,6 +6,7 @@ is called, so a crash between the two leaves a trace rather than an orphan in VO
 
 import base64
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -287,3 +288,11 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+    @classmethod
+    def abandoned(cls) -> models.Q:
+        """Records a retry (or vod_sync) may take over: interrupted, or running past
+        IDEMPOTENCY_LEASE_SECONDS (their request died without saying so)."""
+        lease_start = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+        return models.Q(state=cls.INTERRUPTED) | models.Q(state=cls.RUNNING,
+                                                          claimed_at__lt=lease_start)

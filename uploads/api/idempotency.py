@@ -91,20 +91,11 @@ def _claim(request, scope: str, key: str, fingerprint: str) -> IdempotencyRecord
         return None
 
 
-def _abandoned(record: IdempotencyRecord) -> bool:
-    """Whether a retry may take the record over: its attempt was interrupted, or it has
-    been `running` longer than any request runs (its worker died)."""
-    if record.state == IdempotencyRecord.INTERRUPTED:
-        return True
-    lease = timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
-    return record.state == IdempotencyRecord.RUNNING and record.claimed_at < timezone.now() - lease
-
-
 def _take_over(record: IdempotencyRecord) -> bool:
-    """Claim an abandoned record for a retry; False if another retry got it first."""
-    return bool(IdempotencyRecord.objects.filter(
-        pk=record.pk, state=record.state, claimed_at=record.claimed_at).update(
-        state=IdempotencyRecord.RUNNING, claimed_at=timezone.now()))
+    """Claim an abandoned record (IdempotencyRecord.abandoned) for a retry; False if it is
+    not abandoned or another retry got it first."""
+    return bool(IdempotencyRecord.objects.filter(IdempotencyRecord.abandoned(), pk=record.pk)
+                .update(state=IdempotencyRecord.RUNNING, claimed_at=timezone.now()))
 
 
 def _existing(request, scope: str, key: str,
@@ -123,7 +114,7 @@ def _existing(request, scope: str, key: str,
                           "key for a new request.")
         if record.state == IdempotencyRecord.COMPLETED:
             return _replay(request, record)
-        if _abandoned(record) and _take_over(record):
+        if _take_over(record):
             return record
         if time.monotonic() >= deadline:
             return _error(request, status.HTTP_409_CONFLICT, "idempotency_key_in_use",

@@ -193,9 +193,9 @@ def _retry_excluded(upload: MediaUpload) -> Iterator[bool]:
     if record is None:
         yield True
         return
-    taken = IdempotencyRecord.objects.filter(
-        pk=record.pk, state=IdempotencyRecord.INTERRUPTED).update(
-        state=IdempotencyRecord.RUNNING, claimed_at=timezone.now())
+    taken = IdempotencyRecord.objects.filter(IdempotencyRecord.abandoned(), pk=record.pk
+                                             ).update(state=IdempotencyRecord.RUNNING,
+                                                      claimed_at=timezone.now())
     if not taken:
         yield False
         return
