@@ -78,7 +78,7 @@ def test_images_and_attached_media_are_private_to_their_owner(api, other_api, st
     assert other_api.get(f"/api/v1/attached-media/{media_id}/").status_code == 404
     assert other_api.get("/api/v1/images/").json()["results"] == []
     assert api.get(f"/api/v1/images/{image_id}/").json()["image_id"] == image_id
-    assert staff_api.get(f"/api/v1/attached-media/{media_id}/").status_code == 200
+    assert staff_api.get(f"/api/v1/attached-media/{media_id}/").status_code == 404
 
 
 def test_images_have_no_refresh(api):

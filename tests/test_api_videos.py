@@ -141,10 +141,15 @@ def test_another_users_video_answers_404_like_an_unknown_one(api, other_api):
         assert response.json()["code"] == "not_found"
 
 
-def test_staff_see_every_video(api, other_api, staff_api):
+def test_staff_with_the_view_permission_see_every_video(api, other_api, staff_api,
+                                                          staff_user):
+    from django.contrib.auth.models import Permission
+
     create_video(api)
     create_video(other_api)
+    assert staff_api.get(VIDEOS).json()["results"] == []  # the staff flag alone: nothing
 
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_videoupload"))
     owners = {item["owner"] for item in staff_api.get(VIDEOS).json()["results"]}
     assert owners == {"alice", "bob"}
 

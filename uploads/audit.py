@@ -30,7 +30,8 @@ ACTIONS = (
     "video.credential.issued", "video.credential.refreshed", "video.credential.failed",
     "image.credential.issued", "image.credential.failed",
     "attached_media.credential.issued", "attached_media.credential.failed",
-    "admin.refresh", "upload.synced", "upload.cancelled",
+    "admin.refresh", "upload.synced", "upload.cancelled", "upload.discarded",
+    "upload.access.refused",
     "vod.event.received", "vod.event.rejected",
 )
 # Any constant: the key of the PostgreSQL advisory lock that serializes chain appends.

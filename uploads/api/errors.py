@@ -121,6 +121,9 @@ def exception_handler(exc, context):
     dependency = dependency_error_response(exc, request_id)
     if dependency is not None:
         return dependency
+    if isinstance(exc, services.NotPermitted):
+        return error_response(request_id, status.HTTP_403_FORBIDDEN, "permission_denied",
+                              str(exc))
     if isinstance(exc, InvalidState):
         return error_response(request_id, status.HTTP_409_CONFLICT, "invalid_state", str(exc),
                               status=exc.status)

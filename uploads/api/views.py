@@ -38,7 +38,8 @@ class NewestFirst(CursorPagination):
 
 class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                     viewsets.GenericViewSet):
-    """Shared read side: users see their own uploads, staff see everyone's."""
+    """Shared read side: users see their own uploads; staff see and act on others' only
+    with the admin's permissions for the same (services.access)."""
 
     model = None
     record_serializer_class = None
@@ -50,7 +51,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
 
     def get_queryset(self):
         uploads = self.model.objects.select_related("owner")
-        if not self.request.user.is_staff:
+        if not services.staff_permitted(self.request.user, self.model, "retrieve"):
             # Another user's id answers 404, exactly like an unknown one: no id probing.
             uploads = uploads.filter(owner=self.request.user)
         wanted_status = self.request.query_params.get("status")
@@ -82,6 +83,16 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         if self.action == "create":
             return self.create_serializer_class
         return self.record_serializer_class
+
+    def get_object(self):
+        """The upload, if the caller may do this action to it (403, audited, if they may
+        only see it)."""
+        upload = super().get_object()
+        if self.action != "retrieve":
+            services.upload_action_check(upload=upload, user=self.request.user,
+                                         action=self.action,
+                                         context=request_context(self.request))
+        return upload
 
     def issued_response(self, issued: services.Issued, status_code: int) -> Response:
         """The record with its credential; never cached by a browser or proxy."""

@@ -17,6 +17,7 @@ from ..vod import (
     VodTimeout,
     VodUnavailable,
 )
+from .access import NotPermitted, staff_permitted, upload_action_check
 from .issuing import (
     REFRESHABLE_STATUSES,
     InvalidState,
@@ -32,6 +33,7 @@ from .reconcile import NEVER_DELIVERED, upload_discard, upload_id_for_retry, upl
 
 __all__ = [
     "NEVER_DELIVERED",
+    "NotPermitted",
     "REFRESHABLE_STATUSES",
     "DependencyUnavailable",
     "InvalidState",
@@ -49,6 +51,8 @@ __all__ = [
     "credentials_resolvable",
     "image_issue",
     "nothing_created",
+    "staff_permitted",
+    "upload_action_check",
     "upload_cancel",
     "upload_discard",
     "upload_id_for_retry",

@@ -30,6 +30,7 @@ from ..models import (
     VideoUpload,
 )
 from ..validation import build_user_data
+from .access import on_behalf
 
 # States in which a video may be given a fresh credential for its upload.
 REFRESHABLE_STATUSES = (UploadStatus.UPLOADING, UploadStatus.EXPIRED, UploadStatus.FAILED)
@@ -302,7 +303,8 @@ def _record_refresh(video: VideoUpload, credential: vod.VideoCredential, *,
         audit.record(audit_action, context=context, target=video,
                      vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
-                           "credentials_issued": video.credentials_issued})
+                           "credentials_issued": video.credentials_issued,
+                           **on_behalf(video, context)})
 
 
 def _with_marker(tags: str, row: MediaUpload) -> str:

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from .. import audit, vod
 from ..audit import RequestContext
+from .access import on_behalf
 from ..models import (
     AuditOutcome,
     ImageUpload,
@@ -188,7 +189,8 @@ def upload_cancel(*, upload: MediaUpload, context: RequestContext) -> MediaUploa
         locked.status = UploadStatus.CANCELLED
         locked.save(update_fields=["status", "updated_at"])
         audit.record("upload.cancelled", context=context, target=locked,
-                     vod_request_id=request_id, data={"from": previous})
+                     vod_request_id=request_id,
+                     data={"from": previous, **on_behalf(locked, context)})
     return locked
 
 
