@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from . import audit
 from .audit import RequestContext
 from .models import AuditOutcome, UploadStatus, VodEvent, VodEventStatus
 from .services import events
+from .validation import BIGINT_MAX
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,16 @@ def _media_id(payload: dict) -> str:
     return ""
 
 
+def _size(value) -> int | None:
+    """The event's `Size` in bytes when it is a plausible one; None for anything else (JSON
+    allows NaN, Infinity and 10**30, none of which is a file size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if 0 <= value <= BIGINT_MAX else None
+
+
 def _dispatch(payload: dict, context: RequestContext) -> str:
     """Act on an authentic event; returns a note for the stored row."""
     event_type = str(payload.get("EventType", ""))
@@ -96,11 +108,10 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
         audit.record("vod.event.received", context=context, target_kind=kind,
                      target_vod_id=vod_id, data={"event_type": event_type, "changed": False})
         return "nothing to change"
-    size = payload.get("Size")
     effect = events.upload_event_apply(
         model=events.MODEL_BY_KIND[kind], vod_id=vod_id, target=target,
         vod_status="" if target != UploadStatus.READY else "Normal",
-        size=int(size) if isinstance(size, (int, float)) else None,
+        size=_size(payload.get("Size")),
         event_type=event_type, context=context)
     if effect.upload is None:
         audit.record("vod.event.received", context=context, target_kind=kind,

@@ -21,6 +21,8 @@ USER_DATA_MAX_BYTES = 1024
 EXTEND_MAX_BYTES = 512
 CATE_IDS_MAX_COUNT = 5
 FILE_NAME_MAX_BYTES = 255
+# VOD's sizes and category ids are longs; so are the columns that keep them.
+BIGINT_MAX = 2**63 - 1
 
 VIDEO_EXTENSIONS = frozenset(
     "mp4 ts 3gp mpg mpeg mpe dat vob asf avi wmv flv f4v rm rmvb mov mkv m3u8 dv gif m2t m4v "

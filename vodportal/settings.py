@@ -168,7 +168,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "uploads.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["uploads.api.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_SCHEMA_CLASS": "uploads.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
@@ -218,6 +218,9 @@ VOD_WORKFLOW_ID = env.str("VOD_WORKFLOW_ID", default="")
 VOD_STORAGE_LOCATION = env.str("VOD_STORAGE_LOCATION", default="")
 VOD_CALLBACK_URL = env.str("VOD_CALLBACK_URL", default="")
 VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
+# VOD's event bodies are small JSON (a few KB with every stream of a transcode): anything
+# larger is refused (413) before it is stored.
+VOD_CALLBACK_MAX_BYTES = env.int("VOD_CALLBACK_MAX_BYTES", default=65536)
 # How far X-VOD-TIMESTAMP may be from our clock, in seconds.
 VOD_CALLBACK_MAX_AGE = env.int("VOD_CALLBACK_MAX_AGE", default=300)
 # How far SearchMedia's index may trail creation, in seconds: vod_sync takes "not found" as

@@ -33,7 +33,12 @@ class TokenAuthentication(KnoxTokenAuthentication):
 
     def authenticate_credentials(self, token):
         message = _("Invalid token.")
-        token = token.decode("utf-8")
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(message) from None
+        if not token.isprintable():  # a NUL or control byte: no token has one
+            raise exceptions.AuthenticationFailed(message)
         candidates = statements.select_with_related(
             get_token_model(), "user", "token_key", token[:CONSTANTS.TOKEN_KEY_LENGTH])
         for auth_token in candidates:

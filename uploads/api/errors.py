@@ -7,6 +7,7 @@ unreadable answer 502, our configuration wrong 503. A stack trace never reaches 
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
@@ -29,6 +30,7 @@ ERROR_STATUSES = {
     405: "Method not allowed.",
     409: "The upload is in a state where this makes no sense, or a request with the same "
          "Idempotency-Key is still running (see Retry-After).",
+    413: "The body is larger than this endpoint accepts.",
     415: "Send application/json.",
     422: "This Idempotency-Key was used with a different request body.",
     429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
@@ -112,6 +114,12 @@ def dependency_error_response(exc: Exception, request_id: str) -> Response | Non
                           headers={"Retry-After": str(retry_after)})
 
 
+def payload_too_large(request_id: str) -> Response:
+    """413 in the error shape: the body is over the endpoint's size limit."""
+    return error_response(request_id, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                          "payload_too_large", "The request body is too large.")
+
+
 def exception_handler(exc, context):
     """DRF's handler, reshaped into our error body; VOD, dependency and unexpected errors
     added."""
@@ -121,6 +129,8 @@ def exception_handler(exc, context):
     dependency = dependency_error_response(exc, request_id)
     if dependency is not None:
         return dependency
+    if isinstance(exc, RequestDataTooBig):
+        return payload_too_large(request_id)
     if isinstance(exc, services.NotPermitted):
         return error_response(request_id, status.HTTP_403_FORBIDDEN, "permission_denied",
                               str(exc))

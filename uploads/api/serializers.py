@@ -104,9 +104,9 @@ class VideoCreateSerializer(_CommonCreateSerializer):
     title = VodTextField(max_bytes=validation.TITLE_MAX_BYTES)
     file_name = VideoFileNameField()
     file_size = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                         default=None)
+                                         max_value=validation.BIGINT_MAX, default=None)
     cate_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                       default=None)
+                                       max_value=validation.BIGINT_MAX, default=None)
     cover_url = serializers.URLField(required=False, allow_blank=True, default="",
                                      max_length=1024)
 
@@ -124,7 +124,7 @@ class ImageCreateSerializer(_CommonCreateSerializer):
     original_file_name = serializers.CharField(max_length=255, required=False,
                                                allow_blank=True, default="")
     cate_id = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                       default=None)
+                                       max_value=validation.BIGINT_MAX, default=None)
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and isinstance(data.get("image_ext"), str):
@@ -160,8 +160,9 @@ class AttachedMediaCreateSerializer(_CommonCreateSerializer):
     file_name = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                       default="")
     file_size = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                         default=None)
-    cate_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                         max_value=validation.BIGINT_MAX, default=None)
+    cate_ids = serializers.ListField(child=serializers.IntegerField(
+                                         min_value=1, max_value=validation.BIGINT_MAX),
                                      required=False, default=list,
                                      max_length=validation.CATE_IDS_MAX_COUNT)
 

@@ -1,5 +1,6 @@
 """API viewsets: authenticate, validate, call a service, shape the answer. Nothing more."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,6 +14,7 @@ from ..audit import RequestContext
 from ..middleware import client_ip
 from ..models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 from . import serializers
+from .errors import payload_too_large
 from .idempotency import idempotent
 from .throttles import CredentialIssueThrottle, CredentialRefreshThrottle
 
@@ -63,7 +65,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     def error_statuses(self):
         """The statuses this action can answer with the error shape (for the schema)."""
         if self.action == "create":
-            return (400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504)
+            return (400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504)
         if self.action == "list":
             return (401, 403, 404, 500)  # 404: an invalid paging cursor
         if self.action == "retrieve":
@@ -198,7 +200,7 @@ class AttachedMediaViewSet(UploadViewSet):
 class VodEventView(APIView):
     """VOD's event notifications. Authenticated by VOD's callback signature, not a user."""
 
-    error_statuses = (400, 403, 500)
+    error_statuses = (400, 403, 413, 500)
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = []  # the raw body is what gets stored and fingerprinted
@@ -211,6 +213,13 @@ class VodEventView(APIView):
         description="VOD's HTTP event notification, signed with X-VOD-TIMESTAMP and "
                     "X-VOD-SIGNATURE = md5hex(CallbackURL|timestamp|AuthKey).")
     def post(self, request, *args, **kwargs):
+        request_id = getattr(request, "request_id", "")
+        # Refused before anything is read or stored: VOD's bodies are a few KB.
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not declared.isdigit() or int(declared) > settings.VOD_CALLBACK_MAX_BYTES:
+            return payload_too_large(request_id)
+        if len(request.body) > settings.VOD_CALLBACK_MAX_BYTES:
+            return payload_too_large(request_id)
         answer = callbacks.receive(body=request.body,
                                    timestamp=request.headers.get("X-VOD-TIMESTAMP", ""),
                                    signature=request.headers.get("X-VOD-SIGNATURE", ""),

@@ -1,0 +1,76 @@
+"""Malformed input never gets a 500: each case below once did (issue 12, finding 7)."""
+
+import json
+import time
+
+import pytest
+
+from uploads.callbacks import signature_for
+from uploads.models import VideoUpload, VodEvent
+
+pytestmark = pytest.mark.django_db
+
+VIDEOS = "/api/v1/videos/"
+EVENTS = "/api/v1/vod/events/"
+URL, KEY = "https://uploads.example.com/api/v1/vod/events/", "callbackkey0123456"
+
+
+@pytest.mark.parametrize("header", ["Token vodp_\xff\xfeabc", "Token vodp_\x00abc",
+                                    "Token \xe9t\xe9"])
+def test_a_token_with_bytes_no_token_has_is_a_401(client, header):
+    answer = client.get(VIDEOS, HTTP_AUTHORIZATION=header)
+    assert answer.status_code == 401 and answer.json()["code"] == "authentication_failed"
+
+
+def test_json_nested_too_deep_is_a_400(api):
+    answer = api.post(VIDEOS, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert answer.status_code == 400 and answer.json()["code"] == "parse_error"
+
+
+def test_a_body_over_djangos_limit_is_a_413(api):
+    body = json.dumps({"title": "a" * (3 * 1024 * 1024), "file_name": "a.mp4"})
+    answer = api.post(VIDEOS, body, content_type="application/json")
+    assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
+    assert not VideoUpload.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["file_size", "cate_id"])
+def test_numbers_beyond_a_long_are_a_400_naming_the_field(api, field):
+    answer = api.post(VIDEOS, {"title": "t", "file_name": "a.mp4", field: 2**70},
+                      format="json")
+    assert answer.status_code == 400 and field in answer.json()["errors"]
+
+
+def test_category_ids_beyond_a_long_are_a_400(api):
+    answer = api.post("/api/v1/attached-media/", {"business_type": "material",
+                                                  "media_ext": "zip", "cate_ids": [2**70]},
+                      format="json")
+    assert answer.status_code == 400 and "cate_ids" in answer.json()["errors"]
+
+
+@pytest.mark.parametrize("size", [3 * 1024 * 1024, 70_000])
+def test_a_callback_larger_than_vods_is_refused_before_it_is_stored(client, size):
+    answer = client.post(EVENTS, b"{" + b" " * size + b"}", content_type="application/json")
+    assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
+    assert not VodEvent.objects.exists()
+
+
+@pytest.mark.parametrize("size", ["NaN", "Infinity", "-Infinity", "1e30", str(10**30), "-5",
+                                  "true", '"4096"'])
+def test_a_signed_callback_with_a_senseless_size_is_applied_without_it(client, api, settings,
+                                                                      size):
+    settings.VOD_CALLBACK_URL, settings.VOD_CALLBACK_AUTH_KEYS = URL, [KEY]
+    video_id = api.post(VIDEOS, {"title": "t", "file_name": "t.mp4"},
+                        format="json").json()["video_id"]
+    body = ('{"EventType": "FileUploadComplete", "Status": "success", '
+            f'"VideoId": "{video_id}", "Size": {size}}}')
+    timestamp = str(int(time.time()))
+
+    answer = client.post(EVENTS, body, content_type="application/json",
+                         HTTP_X_VOD_TIMESTAMP=timestamp,
+                         HTTP_X_VOD_SIGNATURE=signature_for(URL, timestamp, KEY))
+
+    assert answer.status_code == 200 and answer.json()["code"] == "accepted"
+    video = VideoUpload.objects.get()
+    assert video.status == "uploaded" and video.file_size is None
+    assert VodEvent.objects.get().status == "accepted"
