@@ -1,4 +1,8 @@
-"""POST /api/v1/vod/events/: VOD's callbacks, signed by VOD's real algorithm."""
+"""POST /api/v1/vod/events/: VOD's callbacks, signed by VOD's real algorithm.
+
+An event only names a media: the portal asks VOD (the sandbox) where it stands before it
+moves the upload, so each test first puts the media where VOD would have it.
+"""
 
 import hashlib
 import json
@@ -49,15 +53,18 @@ def upload_complete(video_id, status="success"):
             "FileUrl": "https://example.com/x.mp4"}
 
 
-def test_signed_events_move_the_video_to_ready(client, video):
+def test_signed_events_move_the_video_to_where_vod_says_it_is(client, video, sandbox):
+    sandbox.set_status(video.vod_id, "UploadSucc", Size=4096)
     first = deliver(client, upload_complete(video.vod_id))
     assert first.status_code == 200 and first.json()["code"] == "accepted"
     video.refresh_from_db()
     assert video.status == UploadStatus.UPLOADED and video.file_size == 4096
 
+    sandbox.set_status(video.vod_id, "Transcoding")
     deliver(client, {"EventType": "StreamTranscodeComplete", "VideoId": video.vod_id,
                      "Status": "success", "Definition": "HD"})
     assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.PROCESSING
+    sandbox.set_status(video.vod_id, "Normal")
     deliver(client, {"EventType": "TranscodeComplete", "VideoId": video.vod_id,
                      "Status": "success", "StreamInfos": []})
     video.refresh_from_db()
@@ -90,18 +97,75 @@ def test_a_late_event_never_moves_backwards(client, video):
     assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.READY
 
 
-def test_a_failed_transcode_fails_the_video(client, video):
+def test_a_failed_transcode_fails_the_video(client, video, sandbox):
+    sandbox.set_status(video.vod_id, "TranscodeFail")
     deliver(client, {"EventType": "TranscodeComplete", "VideoId": video.vod_id,
                      "Status": "fail", "ErrorCode": "InvalidMedia"})
     assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.FAILED
 
 
-def test_image_and_attached_media_events(client, api):
+@pytest.mark.parametrize("claim, vod_says, stays", [
+    ({"EventType": "TranscodeComplete", "Status": "success"}, "Uploading", "uploading"),
+    ({"EventType": "TranscodeComplete", "Status": "fail"}, "Uploading", "uploading"),
+    ({"EventType": "FileUploadComplete", "Status": "success", "Size": 10**9}, "Uploading",
+     "uploading"),
+    ({"EventType": "TranscodeComplete", "Status": "success"}, "UploadSucc", "uploaded"),
+])
+def test_a_forged_body_moves_nothing_vod_does_not_confirm(client, video, sandbox, claim,
+                                                           vod_says, stays):
+    """A validly signed delivery with a forged body (VOD signs the URL and timestamp,
+    not the body): the upload goes only where VOD itself says it is."""
+    sandbox.set_status(video.vod_id, vod_says)
+
+    answer = deliver(client, {**claim, "VideoId": video.vod_id})
+
+    assert answer.status_code == 200
+    video.refresh_from_db()
+    assert video.status == stays and video.file_size is None
+    assert sandbox.count_calls("GetVideoInfos") == 1  # asked VOD, through the gateway
+
+
+def test_one_signature_serves_every_event_of_its_second(client, video, sandbox, api):
+    """VOD signs the URL and the timestamp only: two different events sent in the same
+    second carry the same signature, and both are genuine."""
+    image_id = api.post("/api/v1/images/", {"image_type": "default"},
+                        format="json").json()["image_id"]
+    sandbox.set_status(video.vod_id, "UploadSucc", Size=4096)
+    sandbox.set_status(image_id, "Normal", Size=10)
+    timestamp = str(int(time.time()))
+    signature = vod_signature(timestamp, NEW_KEY)
+
+    for payload in (upload_complete(video.vod_id),
+                    {"EventType": "ImageUploadComplete", "ImageId": image_id,
+                     "Status": "success"}):
+        answer = deliver(client, payload, timestamp=timestamp, signature=signature)
+        assert answer.status_code == 200 and answer.json()["code"] == "accepted"
+
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.UPLOADED
+    assert api.get(f"/api/v1/images/{image_id}/").json()["status"] == "ready"
+
+
+def test_an_event_vod_cannot_confirm_is_acknowledged_and_left_for_vod_sync(client, video,
+                                                                          sandbox):
+    sandbox.set_status(video.vod_id, "UploadSucc")
+    sandbox.faults.add(action="GetVideoInfos", code="ServiceUnAvailable")
+
+    answer = deliver(client, upload_complete(video.vod_id))
+
+    assert answer.status_code == 200
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.UPLOADING
+    event = AuditEvent.objects.get(action="vod.event.received")
+    assert event.outcome == "failure" and event.data["confirmed"] is False
+
+
+def test_image_and_attached_media_events(client, api, sandbox):
     image_id = api.post("/api/v1/images/", {"image_type": "default"},
                         format="json").json()["image_id"]
     media_id = api.post("/api/v1/attached-media/", {"business_type": "subtitle",
                                                     "media_ext": "vtt"},
                         format="json").json()["media_id"]
+    sandbox.set_status(image_id, "Normal", Size=10)
+    sandbox.set_status(media_id, "Normal", Size=10)
     deliver(client, {"EventType": "ImageUploadComplete", "ImageId": image_id,
                      "Status": "success", "Size": 10})
     deliver(client, {"EventType": "AttachedMediaUploadComplete", "AttachedMediaId": media_id,
@@ -163,13 +227,14 @@ def test_the_signature_is_never_stored(client, video):
     assert not any(signature in str(value) for row in stored for value in row.values())
 
 
-def test_identical_deliveries_arriving_together_are_applied_once(video):
+def test_identical_deliveries_arriving_together_are_applied_once(video, sandbox):
     """VOD may deliver one event twice at the same moment: the database lets one delivery
     be accepted (race-free on PostgreSQL, where they truly run at once)."""
     from django.test import Client
 
     from tests.conftest import concurrently
 
+    sandbox.set_status(video.vod_id, "UploadSucc", Size=4096)
     payload = upload_complete(video.vod_id)
     answers = concurrently(*[lambda: deliver(Client(), payload) for _ in range(8)])
 

@@ -71,6 +71,8 @@ def create_video(api, **fields) -> dict:
 
 
 def test_small_video_put_object_goes_uploaded_then_ready(api, sandbox, callbacks):
+    # Long enough for the portal to see UploadSucc when it confirms FileUploadComplete.
+    sandbox.configure(transcode_delay=2.0)
     created = create_video(api, extend={"client": "e2e"})
     path = f"/api/v1/videos/{created['video_id']}/"
     assert created["status"] == "uploading"

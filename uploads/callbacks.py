@@ -3,8 +3,12 @@
 VOD signs a callback with X-VOD-TIMESTAMP and
 X-VOD-SIGNATURE = md5hex("<CallbackURL>|<timestamp>|<AuthKey>"); the body is not signed.
 We store every delivery first, then check the signature against every configured key
-(rotation) in constant time within a time window, then act on it through services. VOD
-retries until it gets a 200 within 5 s and may deliver twice: a duplicate changes nothing.
+(rotation) in constant time within a time window, then act on it through services: the
+body only names the media, whose state is confirmed with VOD, so a captured signature
+with a forged body moves nothing. (Binding a signature to the first body it came with is
+no defence here: the signature covers only the URL and the timestamp, so every event VOD
+sends in the same second carries the same one.) VOD retries until it gets a 200 within 5 s
+and may deliver twice: a duplicate changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
 from dataclasses import dataclass
 
@@ -21,9 +24,8 @@ from django.db import IntegrityError, transaction
 
 from . import audit
 from .audit import RequestContext
-from .models import AuditOutcome, UploadStatus, VodEvent, VodEventStatus
-from .services import events
-from .validation import BIGINT_MAX
+from .models import AuditOutcome, VodEvent, VodEventStatus
+from .services import VodError, events
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,13 @@ def _verify(timestamp: str, signature: str) -> str:
     return "" if any(matches) else "signature does not match"
 
 
-# EventType -> (kind, id field, status on success, status on failure)
+# EventType -> (kind, id field): the events that tell us to look at an upload again.
 _UPLOAD_EVENTS = {
-    "FileUploadComplete": ("video", "VideoId", UploadStatus.UPLOADED, UploadStatus.FAILED),
-    "StreamTranscodeComplete": ("video", "VideoId", UploadStatus.PROCESSING, None),
-    "TranscodeComplete": ("video", "VideoId", UploadStatus.READY, UploadStatus.FAILED),
-    "ImageUploadComplete": ("image", "ImageId", UploadStatus.READY, UploadStatus.FAILED),
-    "AttachedMediaUploadComplete": ("attached_media", "AttachedMediaId", UploadStatus.READY,
-                                    UploadStatus.FAILED),
+    "FileUploadComplete": ("video", "VideoId"),
+    "StreamTranscodeComplete": ("video", "VideoId"),
+    "TranscodeComplete": ("video", "VideoId"),
+    "ImageUploadComplete": ("image", "ImageId"),
+    "AttachedMediaUploadComplete": ("attached_media", "AttachedMediaId"),
 }
 
 
@@ -82,16 +83,6 @@ def _media_id(payload: dict) -> str:
     return ""
 
 
-def _size(value) -> int | None:
-    """The event's `Size` in bytes when it is a plausible one; None for anything else (JSON
-    allows NaN, Infinity and 10**30, none of which is a file size)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        return None
-    return int(value) if 0 <= value <= BIGINT_MAX else None
-
-
 def _dispatch(payload: dict, context: RequestContext) -> str:
     """Act on an authentic event; returns a note for the stored row."""
     event_type = str(payload.get("EventType", ""))
@@ -100,24 +91,26 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
         audit.record("vod.event.received", context=context, target_vod_id=_media_id(payload),
                      data={"event_type": event_type, "handled": False})
         return "event type not handled; acknowledged"
-    kind, id_field, on_success, on_failure = handler
-    succeeded = str(payload.get("Status", "success")).lower() == "success"
-    target = on_success if succeeded else on_failure
+    kind, id_field = handler
     vod_id = str(payload.get(id_field, ""))[:64]
-    if target is None or not vod_id:
+    if not vod_id:
         audit.record("vod.event.received", context=context, target_kind=kind,
-                     target_vod_id=vod_id, data={"event_type": event_type, "changed": False})
+                     data={"event_type": event_type, "changed": False})
         return "nothing to change"
-    effect = events.upload_event_apply(
-        model=events.MODEL_BY_KIND[kind], vod_id=vod_id, target=target,
-        vod_status="" if target != UploadStatus.READY else "Normal",
-        size=_size(payload.get("Size")),
-        event_type=event_type, context=context)
+    try:
+        effect = events.upload_event_apply(model=events.MODEL_BY_KIND[kind], vod_id=vod_id,
+                                           event_type=event_type, context=context)
+    except VodError as error:
+        # Acknowledged (VOD would only send it again), not applied: vod_sync settles it.
+        audit.record("vod.event.received", outcome=AuditOutcome.FAILURE, context=context,
+                     target_kind=kind, target_vod_id=vod_id, vod_request_id=error.request_id,
+                     data={"event_type": event_type, "confirmed": False, "code": error.code})
+        return f"not confirmed by VOD ({error.code}); left for vod_sync"
     if effect.upload is None:
         audit.record("vod.event.received", context=context, target_kind=kind,
                      target_vod_id=vod_id, data={"event_type": event_type, "unknown_media": True})
         return "media is not one of ours; acknowledged"
-    return f"{effect.old_status} -> {effect.new_status}"
+    return f"{effect.old_status} -> {effect.new_status} (confirmed by VOD)"
 
 
 def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | None,

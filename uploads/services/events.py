@@ -1,4 +1,5 @@
-"""What VOD's event notifications do to uploads: forward-only, idempotent transitions."""
+"""What VOD's event notifications do to uploads: forward-only, idempotent transitions to
+the state VOD confirms (the event only names the media)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db import transaction
 from .. import audit
 from ..audit import RequestContext
 from ..models import AttachedMediaUpload, ImageUpload, MediaUpload, UploadStatus, VideoUpload
+from .lifecycle import media_lookup, our_status
 
 # Progress order: an event never moves an upload backwards (VOD may deliver late or twice).
 _PROGRESS = {
@@ -47,33 +49,41 @@ def _may_move(current: str, target: str) -> bool:
     return _PROGRESS.get(target, -1) > _PROGRESS.get(current, -1)
 
 
-def upload_event_apply(*, model: type[MediaUpload], vod_id: str, target: str,
-                       vod_status: str, size: int | None, event_type: str,
+def upload_event_apply(*, model: type[MediaUpload], vod_id: str, event_type: str,
                        context: RequestContext) -> EventEffect:
-    """Move the upload VOD names to `target` if that is forward, atomically with its audit.
+    """Move the upload VOD's event names to where VOD itself says it is, if that is forward,
+    atomically with its audit event.
 
-    Returns an effect with `upload=None` when the id is not one of ours.
+    The event's body is signed by nobody (VOD signs the URL and a timestamp), so it only
+    says which media to look at: the status and size come from VOD (Get*Info through the
+    gateway and its limiter). Returns an effect with `upload=None` when the id is not one
+    of ours (VOD is not asked). Raises VodError when VOD cannot be asked; nothing changes.
     """
+    if not model.objects.filter(vod_id=vod_id).exists():
+        return EventEffect(upload=None)
+    batch = media_lookup(model, [vod_id])
+    info = batch.found.get(vod_id)
     with transaction.atomic():
-        upload = model.objects.select_for_update().filter(vod_id=vod_id).first()
-        if upload is None:
-            return EventEffect(upload=None)
+        upload = model.objects.select_for_update().get(vod_id=vod_id)
         old_status = upload.status
+        target = our_status(upload, info.status, None) if info else ""
         fields = []
-        if _may_move(upload.status, target):
+        if target and _may_move(upload.status, target):
             upload.status = target
             fields.append("status")
-            if vod_status:
-                upload.vod_status = vod_status
-                fields.append("vod_status")
-        if size and not upload.file_size:
-            upload.file_size = size
+        if info and info.status and upload.vod_status != info.status:
+            upload.vod_status = info.status
+            fields.append("vod_status")
+        if info and info.size and not upload.file_size:
+            upload.file_size = info.size
             fields.append("file_size")
         if fields:
             upload.save(update_fields=[*fields, "updated_at"])
         audit.record("vod.event.received", context=context, target=upload,
+                     vod_request_id=batch.request_id,
                      data={"event_type": event_type, "from": old_status, "to": upload.status,
-                           "changed": old_status != upload.status})
+                           "changed": old_status != upload.status,
+                           "vod_status": info.status if info else None})
         return EventEffect(upload=upload, old_status=old_status, new_status=upload.status)
 
 

@@ -121,7 +121,7 @@ def sync_failed(upload: MediaUpload, error: vod.VodError, context: RequestContex
                       new_status=upload.status, error=f"{error.code}: {error.message}")
 
 
-def _lookup(model: type[MediaUpload], ids: list[str]) -> vod.MediaInfoBatch:
+def media_lookup(model: type[MediaUpload], ids: list[str]) -> vod.MediaInfoBatch:
     if model is VideoUpload:
         return vod.get_video_infos(video_ids=ids)
     if model is ImageUpload:
@@ -129,7 +129,7 @@ def _lookup(model: type[MediaUpload], ids: list[str]) -> vod.MediaInfoBatch:
     return vod.get_attached_media_info(ids)
 
 
-def _our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | None) -> str:
+def our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | None) -> str:
     """Our lifecycle status for VOD's, `expired` when VOD still waits on a dead credential."""
     statuses = VIDEO_STATUSES if isinstance(upload, VideoUpload) else ASSET_STATUSES
     status = statuses.get(vod_status, "")
@@ -144,7 +144,7 @@ def sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
     results = []
     for chunk in chunks(uploads, BATCH):
         try:
-            batch = _lookup(model, [upload.vod_id for upload in chunk])
+            batch = media_lookup(model, [upload.vod_id for upload in chunk])
         except vod.VodError as error:
             results.extend(sync_failed(upload, error, context) for upload in chunk)
             continue
@@ -160,7 +160,7 @@ def sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
                 continue
             results.append(apply_vod_state(
                 upload, context=context, audit_unchanged=audit_unchanged,
-                vod_status=info.status, new_status=_our_status(upload, info.status, expire_before),
+                vod_status=info.status, new_status=our_status(upload, info.status, expire_before),
                 size=info.size, request_id=batch.request_id))
     return results
 
