@@ -38,6 +38,15 @@ def sandbox(sandbox_server):
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_counts():
+    """Every test starts with no requests counted against any rate (throttles, refused
+    callbacks): counts in this process's memory would otherwise carry over."""
+    from uploads import ratelimit
+
+    ratelimit.reset()
+
+
+@pytest.fixture(autouse=True)
 def portal_uses_sandbox(sandbox, settings):
     """Point the portal's gateway at the sandbox for every test: no test can reach VOD."""
     settings.VOD_SANDBOX = True

@@ -32,10 +32,10 @@ def vod_signature(timestamp, key, url=URL):
 
 
 def deliver(client, payload, *, key=NEW_KEY, timestamp=None, signature=None, raw=None,
-            skew=0):
+            skew=0, **extra):
     timestamp = str(int(time.time()) + skew) if timestamp is None else timestamp
     headers = {"HTTP_X_VOD_TIMESTAMP": timestamp,
-               "HTTP_X_VOD_SIGNATURE": signature or vod_signature(timestamp, key)}
+               "HTTP_X_VOD_SIGNATURE": signature or vod_signature(timestamp, key), **extra}
     body = raw if raw is not None else json.dumps(payload)
     return client.post(EVENTS, body, content_type="application/json", **headers)
 
@@ -245,3 +245,40 @@ def test_identical_deliveries_arriving_together_are_applied_once(video, sandbox)
     assert VodEvent.objects.filter(status="duplicate").count() == 7
     moved = AuditEvent.objects.filter(action="vod.event.received", target_pk=str(video.pk))
     assert moved.count() == 1 and moved.get().data["to"] == UploadStatus.UPLOADED
+
+
+def test_a_flood_of_refused_deliveries_is_cut_off_per_address(client, settings):
+    """Unsigned POSTs are kept for staff to see, up to VOD_CALLBACK_REFUSED_RATE per
+    address; past it they are answered 429 and leave nothing in the database."""
+    settings.VOD_CALLBACK_REFUSED_RATE = "5/minute"
+    answers = [deliver(client, {"EventType": "x"}, signature="0" * 32) for _ in range(8)]
+
+    assert [answer.status_code for answer in answers] == [403] * 5 + [429] * 3
+    assert int(answers[-1]["Retry-After"]) >= 1
+    assert answers[-1].json()["code"] == "too_many_refused_callbacks"
+    assert VodEvent.objects.count() == 5
+    assert AuditEvent.objects.filter(action="vod.event.rejected").count() == 5
+    # Another address has its own count; signed deliveries are never counted.
+    assert deliver(client, {"EventType": "x"}, signature="0" * 32,
+                   REMOTE_ADDR="192.0.2.7").status_code == 403
+    assert deliver(client, {"EventType": "SnapshotComplete"}).status_code == 200
+
+
+def test_refused_deliveries_are_pruned_after_their_retention(client, video, capsys):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    deliver(client, upload_complete(video.vod_id), signature="0" * 32)
+    deliver(client, {"EventType": "SnapshotComplete"})
+    VodEvent.objects.update(received_at=timezone.now() - timedelta(days=31))
+    deliver(client, {"EventType": "x"}, signature="1" * 32)  # recent: kept
+
+    call_command("vod_events_prune")
+
+    assert "1 refused deliveries older than 30 days deleted" in capsys.readouterr().out
+    assert sorted(VodEvent.objects.values_list("status", flat=True)) == ["accepted",
+                                                                         "rejected"]
+    pruned = AuditEvent.objects.get(action="vod.event.pruned")
+    assert pruned.data["deleted"] == 1 and pruned.actor_label == "vod_events_prune"

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from uploads.api import throttles
+from uploads import ratelimit
 from uploads.vod import limiter
 
 
@@ -24,9 +24,9 @@ def rates(settings):
     def set_rates(credentials="1000/minute", refresh="1000/minute"):
         settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
             "credentials": credentials, "refresh": refresh}}
-        throttles._limiter(settings.REDIS_URL).storage.reset()
+        ratelimit.reset()
     yield set_rates
-    throttles._limiter(settings.REDIS_URL).storage.reset()
+    ratelimit.reset()
 
 
 @pytest.mark.django_db

@@ -32,7 +32,7 @@ ACTIONS = (
     "attached_media.credential.issued", "attached_media.credential.failed",
     "admin.refresh", "upload.synced", "upload.cancelled", "upload.discarded",
     "upload.access.refused",
-    "vod.event.received", "vod.event.rejected",
+    "vod.event.received", "vod.event.rejected", "vod.event.pruned",
 )
 # Any constant: the key of the PostgreSQL advisory lock that serializes chain appends.
 _CHAIN_LOCK_ID = 0x766F645F61756474  # "vod_audt"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from . import audit
+from . import audit, ratelimit
 from .audit import RequestContext
 from .models import AuditOutcome, VodEvent, VodEventStatus
 from .services import VodError, events
@@ -35,6 +35,7 @@ class CallbackAnswer:
     status: int
     code: str
     detail: str = ""
+    retry_after: int | None = None
 
 
 def signature_for(callback_url: str, timestamp: str, auth_key: str) -> str:
@@ -115,7 +116,17 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
 
 def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | None,
             request_id: str) -> CallbackAnswer:
-    """Handle one delivery end to end. Never raises for bad input: it answers."""
+    """Handle one delivery end to end. Never raises for bad input: it answers (Redis down
+    while counting a refused delivery raises DependencyUnavailable, a 503)."""
+    problem = _verify(timestamp, signature)
+    if problem:
+        # Refused deliveries are kept for staff to see, up to a rate per address: beyond it
+        # a flood is answered without a trace in the database.
+        wait = ratelimit.hit(settings.VOD_CALLBACK_REFUSED_RATE, "vodportal-refused-callback",
+                             client_ip or "unknown")
+        if wait:
+            return CallbackAnswer(status=429, code="too_many_refused_callbacks",
+                                  detail=problem, retry_after=wait)
     text = body.decode("utf-8", errors="replace")
     fingerprint = hashlib.sha256(body).hexdigest()
     stored = VodEvent.objects.create(body=text, fingerprint=fingerprint,
@@ -123,7 +134,6 @@ def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | Non
                                      request_id=request_id)
     context = RequestContext(actor=None, actor_label="vod callback", request_id=request_id,
                              client_ip=client_ip, user_agent="")
-    problem = _verify(timestamp, signature)
     payload = None
     if not problem:
         try:

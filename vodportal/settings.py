@@ -221,6 +221,11 @@ VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
 # VOD's event bodies are small JSON (a few KB with every stream of a transcode): anything
 # larger is refused (413) before it is stored.
 VOD_CALLBACK_MAX_BYTES = env.int("VOD_CALLBACK_MAX_BYTES", default=65536)
+# Deliveries refused for their signature, per sending address: past this rate they are
+# answered 429 and not stored (a flood of unsigned POSTs cannot fill the database).
+VOD_CALLBACK_REFUSED_RATE = env.str("VOD_CALLBACK_REFUSED_RATE", default="30/minute")
+# How long refused deliveries are kept (manage.py vod_events_prune), in days.
+VOD_EVENTS_REFUSED_KEEP_DAYS = env.int("VOD_EVENTS_REFUSED_KEEP_DAYS", default=30)
 # How far X-VOD-TIMESTAMP may be from our clock, in seconds.
 VOD_CALLBACK_MAX_AGE = env.int("VOD_CALLBACK_MAX_AGE", default=300)
 # How far SearchMedia's index may trail creation, in seconds: vod_sync takes "not found" as

@@ -200,7 +200,7 @@ class AttachedMediaViewSet(UploadViewSet):
 class VodEventView(APIView):
     """VOD's event notifications. Authenticated by VOD's callback signature, not a user."""
 
-    error_statuses = (400, 403, 413, 500)
+    error_statuses = (400, 403, 413, 429, 500, 503)
     authentication_classes = []
     permission_classes = [AllowAny]
     parser_classes = []  # the raw body is what gets stored and fingerprinted
@@ -225,7 +225,8 @@ class VodEventView(APIView):
                                    signature=request.headers.get("X-VOD-SIGNATURE", ""),
                                    client_ip=client_ip(request),
                                    request_id=getattr(request, "request_id", ""))
-        body = {"code": answer.code, "request_id": getattr(request, "request_id", "")}
+        body = {"code": answer.code, "request_id": request_id}
         if answer.detail:
             body["detail"] = answer.detail
-        return Response(body, status=answer.status)
+        headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
+        return Response(body, status=answer.status, headers=headers)

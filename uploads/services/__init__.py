@@ -18,6 +18,7 @@ from ..vod import (
     VodUnavailable,
 )
 from .access import NotPermitted, staff_permitted, upload_action_check
+from .events import refused_events_prune
 from .issuing import (
     REFRESHABLE_STATUSES,
     InvalidState,
@@ -51,6 +52,7 @@ __all__ = [
     "credentials_resolvable",
     "image_issue",
     "nothing_created",
+    "refused_events_prune",
     "staff_permitted",
     "upload_action_check",
     "upload_cancel",

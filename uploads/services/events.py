@@ -9,7 +9,15 @@ from django.db import transaction
 
 from .. import audit
 from ..audit import RequestContext
-from ..models import AttachedMediaUpload, ImageUpload, MediaUpload, UploadStatus, VideoUpload
+from ..models import (
+    AttachedMediaUpload,
+    ImageUpload,
+    MediaUpload,
+    UploadStatus,
+    VideoUpload,
+    VodEvent,
+    VodEventStatus,
+)
 from .lifecycle import media_lookup, our_status
 
 # Progress order: an event never moves an upload backwards (VOD may deliver late or twice).
@@ -89,3 +97,19 @@ def upload_event_apply(*, model: type[MediaUpload], vod_id: str, event_type: str
 
 MODEL_BY_KIND = {"video": VideoUpload, "image": ImageUpload,
                  "attached_media": AttachedMediaUpload}
+
+
+def refused_events_prune(*, before, context: RequestContext, batch: int = 5000) -> int:
+    """Delete refused deliveries received before `before`, in batches; audited once with
+    the count. Returns how many went."""
+    deleted = 0
+    while True:
+        ids = list(VodEvent.objects.filter(status=VodEventStatus.REJECTED,
+                                           received_at__lt=before)
+                   .values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        deleted += VodEvent.objects.filter(pk__in=ids).delete()[0]
+    audit.record("vod.event.pruned", context=context,
+                 data={"deleted": deleted, "received_before": before.isoformat()})
+    return deleted
