@@ -5,7 +5,6 @@ from django.test import Client
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +49,7 @@ def test_tokens_are_stored_only_as_digests(user):
 
 def test_session_auth_requires_the_csrf_token(user, sandbox):
     browser = Client(enforce_csrf_checks=True)
-    assert browser.login(username="alice", password=TEST_PASSWORD)
+    browser.force_login(user)
 
     refused = browser.post("/api/v1/videos/", VIDEO, content_type="application/json")
     assert refused.status_code == 403

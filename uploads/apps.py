@@ -8,4 +8,4 @@ class UploadsConfig(AppConfig):
     name = "uploads"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import auth_audit, checks  # noqa: F401  (registers signal receivers, checks)

@@ -33,6 +33,7 @@ ACTIONS = (
     "admin.refresh", "upload.synced", "upload.cancelled", "upload.discarded",
     "upload.access.refused",
     "vod.event.received", "vod.event.rejected", "vod.event.pruned",
+    "auth.login", "auth.login.failed", "auth.locked_out",
 )
 # Any constant: the key of the PostgreSQL advisory lock that serializes chain appends.
 _CHAIN_LOCK_ID = 0x766F645F61756474  # "vod_audt"

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "uploads",
 ]
 
@@ -57,7 +58,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lockout into its answer on every login form.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Brute-force protection on every login form (/accounts/login/, /admin/login/): django-axes
+# counts failures per client address (the same one the audit trail records) and locks the
+# address out for LOGIN_LOCKOUT_MINUTES after LOGIN_FAILURE_LIMIT failures (429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "uploads.middleware.client_ip"
+AXES_RESET_ON_SUCCESS = True
+# Every login is in the audit trail already (uploads.auth_audit); axes keeps only failures.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_TEMPLATE = "uploads/locked_out.html"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "vodportal.urls"
 
