@@ -71,7 +71,8 @@ class RequestContext:
 
 
 def audit_key() -> bytes:
-    """The HMAC key. Outside the database; checks.py refuses an empty one in production."""
+    """The HMAC key. Outside the database; the settings refuse to start without one when
+    DEBUG is off, so the fallback signs only local development chains."""
     key = settings.AUDIT_KEY or f"dev-only:{settings.SECRET_KEY}"
     return key.encode()
 

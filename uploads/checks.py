@@ -17,11 +17,6 @@ def check_vod_settings(app_configs=None, **kwargs):
             "VOD_ENDPOINT points at this machine but VOD_SANDBOX is off.",
             hint="Set VOD_SANDBOX=true to use vodsandbox, or clear VOD_ENDPOINT.",
             id="uploads.W002"))
-    if not settings.AUDIT_KEY and not settings.DEBUG:
-        problems.append(Error(
-            "AUDIT_KEY is not set: the audit trail cannot be made tamper-evident.",
-            hint="Set AUDIT_KEY to a long random value kept outside the database.",
-            id="uploads.E001"))
     if not settings.VOD_REGION:
         problems.append(Error("VOD_REGION is empty.", hint="For example cn-shanghai.",
                               id="uploads.E002"))

@@ -277,8 +277,11 @@ IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
 # killed worker): a retry may take it over. Longer than any request can run.
 IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 
-# Key for the audit chain's HMAC; lives outside the database.
+# Key for the audit chain's HMAC; lives outside the database. Required outside DEBUG, for
+# every process (gunicorn, commands): a fallback key would sign rows nobody can verify.
 AUDIT_KEY = env.str("AUDIT_KEY", default="")
+if not AUDIT_KEY and not DEBUG:
+    raise environ.ImproperlyConfigured("AUDIT_KEY is required when DJANGO_DEBUG is off.")
 
 # --- Logging: JSON lines with the request id; never the SDK's debug output -------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
