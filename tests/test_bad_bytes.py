@@ -76,3 +76,14 @@ def test_a_signed_callback_with_a_senseless_size_is_applied_without_it(client, a
     video = VideoUpload.objects.get()
     assert video.status == "uploaded" and video.file_size == 4096
     assert VodEvent.objects.get().status == "accepted"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("title", "invoice\u202egnp.exe"), ("description", "a \u2066hidden\u2069 b"),
+    ("tags", ["ok", "x\u202d"]), ("file_name", "clip\u202e4pm.mp4"),
+])
+def test_bidirectional_controls_are_refused_in_text_fields(api, field, value):
+    """They make a title read unlike what it is in the admin (issue 12, finding 8)."""
+    answer = api.post(VIDEOS, {"title": "t", "file_name": "a.mp4", field: value},
+                      format="json")
+    assert answer.status_code == 400 and field in answer.json()["errors"]

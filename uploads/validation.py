@@ -47,14 +47,23 @@ def utf8_len(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
+# Bidirectional embeddings, overrides and isolates: they make a title read differently from
+# what it is (in the admin, in logs), as in "Trojan Source" (CVE-2021-42574).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_characters(value: str) -> str:
-    """Refuse what VOD answers with IllegalCharacters: emoji and control characters."""
+    """Refuse what VOD answers with IllegalCharacters (emoji, control characters), and
+    bidirectional controls, which spoof how a text reads."""
     for char in value:
         if ord(char) > 0xFFFF:
             raise InvalidValue("Emoji and other characters outside the Basic Multilingual Plane "
                                "are not allowed.")
         if unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r":
             raise InvalidValue("Control characters are not allowed.")
+        if char in BIDI_CONTROLS:
+            raise InvalidValue("Bidirectional control characters (U+202A-U+202E, "
+                               "U+2066-U+2069) are not allowed.")
     return value
 
 
