@@ -213,7 +213,8 @@ def test_audit_admin_filters_and_searches(admin_client, video, api):
     by_action = admin_client.get(AUDIT, {"action": "video.credential.refreshed"}).context["cl"]
     assert [event.action for event in by_action.result_list] == ["video.credential.refreshed"]
     assert admin_client.get(AUDIT, {"outcome__exact": "failure"}).context["cl"].result_count == 0
-    assert admin_client.get(AUDIT, {"actor": "system"}).context["cl"].result_count == 0
+    without_user = admin_client.get(AUDIT, {"actor": "system"}).context["cl"].result_list
+    assert {event.action for event in without_user} == {"auth.token.created"}
     for term in (video.vod_id, str(video.pk), issued.request_id, issued.vod_request_id):
         assert admin_client.get(AUDIT, {"q": term}).context["cl"].result_count >= 1
     page = admin_client.get(AUDIT).content.decode()
@@ -245,3 +246,25 @@ def test_stored_vod_events_are_listed_read_only(admin_client, client):
     event = VodEvent.objects.get()
     assert admin_client.get(
         reverse("admin:uploads_vodevent_delete", args=[event.pk])).status_code == 403
+
+
+def test_tokens_cannot_be_minted_in_the_admin_and_every_token_is_audited(admin_client, user):
+    """knox's admin made a token for any user and showed it in a message cookie (issue 12,
+    finding 6): here tokens can only be listed and revoked, both audited."""
+    from knox.models import AuthToken
+
+    tokens = reverse("admin:knox_authtoken_changelist")
+    assert admin_client.get(reverse("admin:knox_authtoken_add")).status_code == 403
+    token, plaintext = AuthToken.objects.create(user=user)
+    created = AuditEvent.objects.get(action="auth.token.created", data__user="alice")
+    assert created.data["token_id"] == token.digest[:12]
+    assert plaintext not in str(created.data) and token.token_key not in str(created.data)
+    listing = admin_client.get(tokens).content.decode()
+    assert token.digest[:12] in listing and plaintext not in listing
+
+    admin_client.post(tokens, {"action": "delete_selected", "post": "yes",
+                               "_selected_action": [token.pk]})
+
+    assert not AuthToken.objects.filter(pk=token.pk).exists()
+    revoked = AuditEvent.objects.get(action="auth.token.deleted", data__user="alice")
+    assert revoked.request_id and revoked.data["token_id"] == token.digest[:12]

@@ -84,7 +84,7 @@ def test_request_id_from_client_is_kept(api):
     response = api.post(VIDEOS, {"title": "t", "file_name": "a.mov"}, format="json",
                         HTTP_X_REQUEST_ID="client-req-42")
     assert response["X-Request-ID"] == "client-req-42"
-    assert AuditEvent.objects.get().request_id == "client-req-42"
+    assert AuditEvent.objects.get(action="video.credential.issued").request_id == "client-req-42"
 
 
 def test_refresh_keeps_the_address_and_renews_the_credential(api, sandbox):
@@ -100,7 +100,8 @@ def test_refresh_keeps_the_address_and_renews_the_credential(api, sandbox):
     assert refreshed["credentials_issued"] == 2
     assert response["Cache-Control"] == "no-store"
     assert sandbox.count_calls("RefreshUploadVideo") == 1
-    actions = list(AuditEvent.objects.order_by("sequence").values_list("action", flat=True))
+    actions = list(AuditEvent.objects.exclude(action="auth.token.created")
+                   .order_by("sequence").values_list("action", flat=True))
     assert actions == ["video.credential.issued", "video.credential.refreshed"]
 
 

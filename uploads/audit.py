@@ -34,6 +34,7 @@ ACTIONS = (
     "upload.access.refused",
     "vod.event.received", "vod.event.rejected", "vod.event.pruned",
     "auth.login", "auth.login.failed", "auth.locked_out",
+    "auth.token.created", "auth.token.deleted",
 )
 # Any constant: the key of the PostgreSQL advisory lock that serializes chain appends.
 _CHAIN_LOCK_ID = 0x766F645F61756474  # "vod_audt"

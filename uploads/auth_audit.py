@@ -1,15 +1,19 @@
-"""Logins in the audit trail: every success, every failure (with the username tried, never
-the password) and every lockout by django-axes. Receivers of Django's and axes' signals."""
+"""Logins and API tokens in the audit trail: every login, every failure (with the username
+tried, never the password), every lockout by django-axes, every token created or revoked
+(by whom, where a request did it; named by the start of its digest, never the token).
+Receivers of Django's, axes' and the ORM's signals."""
 
 from __future__ import annotations
 
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from knox.models import AuthToken
 
 from . import audit
 from .audit import RequestContext
-from .middleware import client_ip
+from .middleware import client_ip, current_request_id
 from .models import AuditOutcome
 
 
@@ -41,3 +45,26 @@ def _locked_out(sender, request, username, ip_address, **kwargs) -> None:
     audit.record("auth.locked_out", outcome=AuditOutcome.REJECTED, context=_context(request),
                  data={"username": str(username or "")[:150],
                        "path": getattr(request, "path", "")})
+
+
+def token_id(token: AuthToken) -> str:
+    """A non-secret handle for a token: the first 12 characters of its SHA-512 digest."""
+    return token.digest[:12]
+
+
+def _token_event(action: str, token: AuthToken) -> None:
+    audit.record(action, context=RequestContext(actor_label="api token",
+                                                request_id=current_request_id.get()),
+                 data={"user": token.user.get_username(), "token_id": token_id(token),
+                       "expiry": token.expiry.isoformat() if token.expiry else None})
+
+
+@receiver(post_save, sender=AuthToken, dispatch_uid="uploads.audit.token_created")
+def _token_created(sender, instance, created, **kwargs) -> None:
+    if created:
+        _token_event("auth.token.created", instance)
+
+
+@receiver(post_delete, sender=AuthToken, dispatch_uid="uploads.audit.token_deleted")
+def _token_deleted(sender, instance, **kwargs) -> None:
+    _token_event("auth.token.deleted", instance)
