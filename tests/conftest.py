@@ -38,6 +38,12 @@ def sandbox(sandbox_server):
 
 
 @pytest.fixture(autouse=True)
+def audit_checkpoints_of_this_test(settings, tmp_path):
+    """Each test keeps audit checkpoints of its own: its chain starts empty."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "audit-checkpoints")
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_counts():
     """Every test starts with no requests counted against any rate (throttles, refused
     callbacks): counts in this process's memory would otherwise carry over."""

@@ -74,6 +74,7 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
         "DJANGO_SECRET_KEY": "stack-secret-" + uuid.uuid4().hex,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "AUDIT_KEY": "stack-audit-key-" + uuid.uuid4().hex,
+        "AUDIT_CHECKPOINT_DIR": str(workdir / "audit-checkpoints"),
         "DATABASE_URL": database_url,
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
         "VOD_SANDBOX": "true",

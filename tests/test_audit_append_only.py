@@ -93,7 +93,7 @@ def without_triggers():
 
 def test_an_intact_chain_verifies(capsys):
     write_events()
-    call_command("audit_verify")
+    call_command("audit_verify", "--no-checkpoint")
     out = capsys.readouterr().out
     head = AuditEvent.objects.get(sequence=5).hash
     assert out.strip() == f"audit chain OK: 5 events; head 5:{head}"
@@ -155,10 +155,61 @@ def test_a_wrong_key_is_detected(settings):
 def test_deleting_the_newest_events_is_caught_by_a_recorded_head(without_triggers):
     head = AuditEvent.objects.get(sequence=5)
     anchor = f"5:{head.hash}"
-    call_command("audit_verify", "--expect-head", anchor)
+    call_command("audit_verify", "--expect-head", anchor, "--no-checkpoint")
 
     sql(f"DELETE FROM {TABLE} WHERE sequence >= 4")
 
-    assert verify() == (0, "")  # a shorter chain is still a valid chain...
+    assert audit.verify_chain().ok  # a shorter chain is still a valid chain...
     with pytest.raises(CommandError, match="broken at sequence 4"):
         call_command("audit_verify", "--expect-head", anchor)  # ...but not the recorded one
+
+
+# --- Checkpoints: the chain proves its own end ---------------------------------------------
+
+def checkpointed():
+    """audit_verify as cron runs it: verify, then record the head outside the database."""
+    call_command("audit_verify")
+
+
+def rewrite_chain_with_the_key(actions):
+    """What someone holding AUDIT_KEY and the database can do: a whole new, valid chain."""
+    sql(f"DELETE FROM {TABLE}")
+    for action in actions:
+        audit.record(action, context=audit.RequestContext.system("forger"))
+
+
+@pytest.mark.parametrize("tampering", ["tail deleted", "everything deleted",
+                                       "tail replaced by new appends", "rewritten with the key"])
+def test_a_checkpoint_catches_what_a_valid_chain_hides(without_triggers, tampering):
+    checkpointed()
+    if tampering == "tail deleted":
+        sql(f"DELETE FROM {TABLE} WHERE sequence >= 4")
+    elif tampering == "everything deleted":
+        sql(f"DELETE FROM {TABLE}")
+    elif tampering == "tail replaced by new appends":
+        sql(f"DELETE FROM {TABLE} WHERE sequence >= 4")
+        write_events(2)  # the app appends again: sequences 4 and 5 exist, with other rows
+    else:
+        rewrite_chain_with_the_key(["test.event"] * 5)
+
+    assert audit.verify_chain().ok  # the chain alone looks fine...
+    status, message = verify()  # ...the checkpoint does not
+    assert status == 1 and "broken at sequence" in message and "checkpoint" in message
+
+
+def test_checkpoints_are_written_when_the_head_moves_and_must_be_signed(settings, capsys):
+    from pathlib import Path
+
+    write_events(3)
+    checkpointed()
+    checkpointed()  # the head has not moved: nothing new
+    write_events(2)
+    checkpointed()
+    folder = Path(settings.AUDIT_CHECKPOINT_DIR)
+    files = sorted(folder.glob("checkpoint-*.json"))
+    assert len(files) == 2 and "2 checkpoints hold" not in capsys.readouterr().out
+
+    forged = files[-1].read_text().replace('"sequence": 5', '"sequence": 4')
+    files[-1].write_text(forged)
+    status, message = verify()
+    assert status == 1 and "not signed with AUDIT_KEY" in message

@@ -282,6 +282,10 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 AUDIT_KEY = env.str("AUDIT_KEY", default="")
 if not AUDIT_KEY and not DEBUG:
     raise environ.ImproperlyConfigured("AUDIT_KEY is required when DJANGO_DEBUG is off.")
+# Where audit_verify keeps signed checkpoints of the chain's head: somewhere the database's
+# owners cannot write (uploads/audit_checkpoints.py). The local run keeps them under var/.
+AUDIT_CHECKPOINT_DIR = env.str("AUDIT_CHECKPOINT_DIR",
+                               default=str(BASE_DIR / "var" / "audit-checkpoints"))
 
 # --- Logging: JSON lines with the request id; never the SDK's debug output -------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
