@@ -130,6 +130,9 @@ def test_refresh_action_reports_each_row(client, video, api, sandbox):
     messages = messages_of(response)
     assert any(text.startswith(f"Video {video.vod_id}: new upload credential") for text in messages)
     assert any(text.startswith(f"Video {cancelled.vod_id}: not refreshed") for text in messages)
+    refused = AuditEvent.objects.get(action="upload.action.refused")
+    assert refused.actor == staff and refused.target_vod_id == cancelled.vod_id
+    assert refused.data["action"] == "admin.refresh" and refused.data["owner"] == "alice"
 
 
 def test_actions_need_their_permissions(client, video):

@@ -114,6 +114,9 @@ def test_refresh_of_a_cancelled_video_is_a_conflict(api, user, sandbox):
     assert response.status_code == 409
     assert response.json()["code"] == "invalid_state"
     assert sandbox.count_calls("RefreshUploadVideo") == 0
+    refused = AuditEvent.objects.get(action="upload.action.refused")
+    assert refused.outcome == "rejected" and refused.target_vod_id == created["video_id"]
+    assert refused.data == {"action": "video.credential.refreshed", "status": "cancelled"}
 
 
 def test_list_and_detail_show_own_videos_without_secrets(api, other_api):

@@ -31,7 +31,7 @@ ACTIONS = (
     "image.credential.issued", "image.credential.failed",
     "attached_media.credential.issued", "attached_media.credential.failed",
     "admin.refresh", "upload.synced", "upload.cancelled", "upload.discarded",
-    "upload.access.refused",
+    "upload.access.refused", "upload.action.refused",
     "vod.event.received", "vod.event.rejected", "vod.event.pruned",
     "auth.login", "auth.login.failed", "auth.locked_out",
     "auth.token.created", "auth.token.deleted",

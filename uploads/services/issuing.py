@@ -274,6 +274,9 @@ def video_refresh(*, video: VideoUpload, context: RequestContext,
     `audit_action` names the event: `admin.refresh` when staff asked from the admin.
     """
     if not video.vod_id or video.status not in REFRESHABLE_STATUSES:
+        audit.record("upload.action.refused", outcome=AuditOutcome.REJECTED, context=context,
+                     target=video, data={"action": audit_action, "status": video.status,
+                                         **on_behalf(video, context)})
         raise InvalidState(f"A video that is {video.get_status_display().lower()} cannot be "
                            "given a new upload credential.", status=video.status)
     try:
