@@ -149,3 +149,20 @@ def test_the_upload_page_never_carries_a_credential(sandbox):
         html = browser.get(path).content.decode()
         assert issued["upload"]["access_key_secret"] not in html
         assert issued["upload"]["security_token"] not in html
+
+
+@pytest.mark.parametrize("path", ["/", "/upload/", "/accounts/login/", "/admin/login/",
+                                  "/api/v1/docs/"])
+def test_every_page_has_a_content_security_policy(client, path, user):
+    """Scripts only from our own static files, no inline ones (issue 12, finding 8): the
+    upload page holds an STS credential in memory."""
+    client.force_login(user)
+    page = client.get(path, follow=True)
+
+    policy = dict(part.strip().split(" ", 1) for part in
+                  page["Content-Security-Policy"].split(";") if part.strip())
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    assert policy["object-src"] == "'none'" and "https://*.aliyuncs.com" in policy["connect-src"]
+    inline = re.findall(rb"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>",
+                        page.content)
+    assert inline == [], inline

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "csp",
     "uploads",
 ]
 
@@ -58,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: turns a lockout into its answer on every login form.
     "axes.middleware.AxesMiddleware",
 ]
@@ -256,6 +258,22 @@ VOD_SEARCH_LAG_SECONDS = env.int("VOD_SEARCH_LAG_SECONDS", default=300)
 # The local sandbox (vodsandbox) instead of Alibaba Cloud: explicit sandbox keys, never the
 # credentials chain. A system check refuses it when DEBUG is off.
 VOD_SANDBOX = env.bool("VOD_SANDBOX", default=False)
+
+# Content-Security-Policy on every page (django-csp): scripts only from our own static files;
+# the upload page's browser talks to OSS (VOD's upload addresses are on aliyuncs.com) or, in
+# a local run, to the sandbox on loopback. Inline styles stay allowed: the admin uses them.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'", "https://*.aliyuncs.com",
+                    *(["http://127.0.0.1:*", "http://localhost:*"] if VOD_SANDBOX else [])],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}}
 VOD_SANDBOX_ACCESS_KEY_ID = env.str("VOD_SANDBOX_ACCESS_KEY_ID", default="SandboxDevKeyId0001")
 VOD_SANDBOX_ACCESS_KEY_SECRET = env.str(
     "VOD_SANDBOX_ACCESS_KEY_SECRET", default="sandbox-dev-secret-change-me"
