@@ -9,7 +9,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 NPM_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
 ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
 
-.PHONY: install browser run serve test test-postgres fuzz check bench-issue chaos clean
+.PHONY: install browser run serve test test-postgres fuzz fuzz-raw check bench-issue chaos clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test-postgres: install browser
 ## Fuzz the running API with schemathesis (>= 2,000 requests; no 5xx, nothing off-schema).
 fuzz: install
 	$(BIN)/python scripts/fuzz_api.py
+
+## Raw HTTP below the schema: broken headers, encodings, sizes, JSON depth and numbers (no 5xx).
+fuzz-raw: install
+	$(BIN)/python scripts/fuzz_raw_http.py $(FUZZ_RAW_ARGS)
 
 ## Issuing throughput and the 50,000-issuance memory soak (bench/README.md); 8 to 12 minutes.
 bench-issue: install

@@ -87,3 +87,32 @@ def test_bidirectional_controls_are_refused_in_text_fields(api, field, value):
     answer = api.post(VIDEOS, {"title": "t", "file_name": "a.mp4", field: value},
                       format="json")
     assert answer.status_code == 400 and field in answer.json()["errors"]
+
+
+def test_a_signature_header_with_bytes_no_signature_has_is_refused(client, settings):
+    settings.VOD_CALLBACK_URL, settings.VOD_CALLBACK_AUTH_KEYS = URL, [KEY]
+    answer = client.post(EVENTS, "{}", content_type="application/json",
+                         HTTP_X_VOD_TIMESTAMP=str(int(time.time())),
+                         HTTP_X_VOD_SIGNATURE="\xff" * 32)
+    assert answer.status_code == 403 and answer.json()["detail"] == "signature does not match"
+
+
+def test_nul_characters_are_refused_or_stored_harmlessly(client, api, settings):
+    """PostgreSQL refuses NUL in text: the API refuses it in every field (extend too), and a
+    callback's body and fields are stored with it replaced (found by make fuzz-raw)."""
+    extend = api.post(VIDEOS, {"title": "t", "file_name": "a.mp4", "extend": {"k": "a\x00b"}},
+                      format="json")
+    assert extend.status_code == 400 and "extend" in extend.json()["errors"]
+
+    settings.VOD_CALLBACK_URL, settings.VOD_CALLBACK_AUTH_KEYS = URL, [KEY]
+    timestamp = str(int(time.time()))
+    signed = {"HTTP_X_VOD_TIMESTAMP": timestamp,
+              "HTTP_X_VOD_SIGNATURE": signature_for(URL, timestamp, KEY)}
+    fields = client.post(EVENTS, '{"EventType": "x\\u0000", "VideoId": "\\u0000"}',
+                         content_type="application/json", **signed)
+    raw = client.post(EVENTS, b'{"EventType": "\x00"}', content_type="application/json",
+                      **signed)
+
+    assert fields.status_code == 200 and raw.status_code == 200
+    assert not any("\x00" in event.body + event.event_type + event.media_id
+                   for event in VodEvent.objects.all())

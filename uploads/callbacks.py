@@ -50,6 +50,8 @@ def _verify(timestamp: str, signature: str) -> str:
         return "callback authentication is not configured"
     if not timestamp or not signature:
         return "missing X-VOD-TIMESTAMP or X-VOD-SIGNATURE"
+    if not signature.isascii():  # compare_digest refuses such text; no signature has it
+        return "signature does not match"
     try:
         age = abs(time.time() - int(timestamp))
     except ValueError:
@@ -77,23 +79,28 @@ EVENT_TYPES = (*_UPLOAD_EVENTS, "VideoAnalysisComplete", "SnapshotComplete",
                "DeleteMediaComplete", "CreateAuditComplete")
 
 
+def _text(value, limit: int) -> str:
+    """A payload field as text we can store: no NUL (PostgreSQL refuses it), bounded."""
+    return str(value).replace("\x00", "\ufffd")[:limit]
+
+
 def _media_id(payload: dict) -> str:
     for field in ("VideoId", "ImageId", "AttachedMediaId", "MediaId"):
         if payload.get(field):
-            return str(payload[field])[:64]
+            return _text(payload[field], 64)
     return ""
 
 
 def _dispatch(payload: dict, context: RequestContext) -> str:
     """Act on an authentic event; returns a note for the stored row."""
-    event_type = str(payload.get("EventType", ""))
+    event_type = _text(payload.get("EventType", ""), 64)
     handler = _UPLOAD_EVENTS.get(event_type)
     if handler is None:
         audit.record("vod.event.received", context=context, target_vod_id=_media_id(payload),
                      data={"event_type": event_type, "handled": False})
         return "event type not handled; acknowledged"
     kind, id_field = handler
-    vod_id = str(payload.get(id_field, ""))[:64]
+    vod_id = _text(payload.get(id_field, ""), 64)
     if not vod_id:
         audit.record("vod.event.received", context=context, target_kind=kind,
                      data={"event_type": event_type, "changed": False})
@@ -127,7 +134,9 @@ def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | Non
         if wait:
             return CallbackAnswer(status=429, code="too_many_refused_callbacks",
                                   detail=problem, retry_after=wait)
-    text = body.decode("utf-8", errors="replace")
+    # Kept as text for staff to read: undecodable bytes and NULs as U+FFFD (the fingerprint
+    # is of the bytes as they came).
+    text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     fingerprint = hashlib.sha256(body).hexdigest()
     stored = VodEvent.objects.create(body=text, fingerprint=fingerprint,
                                      vod_timestamp=timestamp[:32], client_ip=client_ip,
@@ -159,9 +168,9 @@ def _reject(stored: VodEvent, problem: str, context: RequestContext) -> Callback
 
 
 def _accept(stored: VodEvent, payload: dict, context: RequestContext) -> CallbackAnswer:
-    stored.event_type = str(payload.get("EventType", ""))[:64]
+    stored.event_type = _text(payload.get("EventType", ""), 64)
     stored.media_id = _media_id(payload)
-    stored.event_time = str(payload.get("EventTime", ""))[:32]
+    stored.event_time = _text(payload.get("EventTime", ""), 32)
     described = ["status", "reason", "event_type", "media_id", "event_time"]
     with transaction.atomic():
         try:

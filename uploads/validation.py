@@ -138,12 +138,26 @@ def check_attached_media_ext(business_type: str, media_ext: str) -> str:
     return media_ext
 
 
+def _strings(value):
+    """Every string in a JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def check_extend(extend: dict) -> dict:
     """UserData.Extend: a JSON object of at most 512 bytes, echoed back in callbacks."""
     if not isinstance(extend, dict):
         raise InvalidValue("Must be a JSON object.")
     encoded = json.dumps(extend, separators=(",", ":"), ensure_ascii=False)
-    check_characters(encoded)
+    for text in _strings(extend):  # JSON escapes control characters: check the text itself
+        check_characters(text)
     if utf8_len(encoded) > EXTEND_MAX_BYTES:
         raise InvalidValue(f"Must be at most {EXTEND_MAX_BYTES} bytes as JSON.")
     return extend
