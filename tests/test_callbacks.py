@@ -282,3 +282,19 @@ def test_refused_deliveries_are_pruned_after_their_retention(client, video, caps
                                                                          "rejected"]
     pruned = AuditEvent.objects.get(action="vod.event.pruned")
     assert pruned.data["deleted"] == 1 and pruned.actor_label == "vod_events_prune"
+
+
+def test_an_event_is_acknowledged_when_redis_keeps_vod_from_being_asked(client, video,
+                                                                       sandbox, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # the VOD limiter's store, down
+    settings.VOD_QPS_LIMIT = 10
+    sandbox.set_status(video.vod_id, "UploadSucc")
+
+    answer = deliver(client, upload_complete(video.vod_id))
+
+    assert answer.status_code == 200 and answer.json()["code"] == "accepted"
+    assert VideoUpload.objects.get(pk=video.pk).status == UploadStatus.UPLOADING
+    event = AuditEvent.objects.get(action="vod.event.received")
+    assert event.data == {"event_type": "FileUploadComplete", "confirmed": False,
+                          "code": "redis_unavailable"}
+    assert sandbox.count_calls("GetVideoInfos") == 0

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from . import audit, ratelimit
 from .audit import RequestContext
 from .models import AuditOutcome, VodEvent, VodEventStatus
-from .services import VodError, events
+from .services import DependencyUnavailable, VodError, events
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,11 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
     try:
         effect = events.upload_event_apply(model=events.MODEL_BY_KIND[kind], vod_id=vod_id,
                                            event_type=event_type, context=context)
-    except VodError as error:
+    except (VodError, DependencyUnavailable) as error:
         # Acknowledged (VOD would only send it again), not applied: vod_sync settles it.
         audit.record("vod.event.received", outcome=AuditOutcome.FAILURE, context=context,
-                     target_kind=kind, target_vod_id=vod_id, vod_request_id=error.request_id,
+                     target_kind=kind, target_vod_id=vod_id,
+                     vod_request_id=getattr(error, "request_id", ""),
                      data={"event_type": event_type, "confirmed": False, "code": error.code})
         return f"not confirmed by VOD ({error.code}); left for vod_sync"
     if effect.upload is None:

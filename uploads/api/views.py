@@ -223,8 +223,7 @@ class VodEventView(APIView):
         answer = callbacks.receive(body=request.body,
                                    timestamp=request.headers.get("X-VOD-TIMESTAMP", ""),
                                    signature=request.headers.get("X-VOD-SIGNATURE", ""),
-                                   client_ip=client_ip(request),
-                                   request_id=getattr(request, "request_id", ""))
+                                   client_ip=client_ip(request), request_id=request_id)
         body = {"code": answer.code, "request_id": request_id}
         if answer.detail:
             body["detail"] = answer.detail
