@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
-from tests.stack import start_portal  # noqa: E402
-from vodsandbox import Sandbox, SandboxConfig  # noqa: E402
+from tests.stack import start_fuzz_target  # noqa: E402
 
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>[^ ?]*)[^"]*" (?P<status>\d{3}) ')
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -55,13 +54,8 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="vodportal-fuzz-"))
-    sandbox = Sandbox(SandboxConfig(access_key_id="FuzzKeyId0000001",
-                                    access_key_secret="fuzz-sandbox-secret")).start()
-    portal = start_portal(
-        sandbox_endpoint=sandbox.endpoint, access_key_id="FuzzKeyId0000001",
-        access_key_secret="fuzz-sandbox-secret",
+    sandbox, portal = start_fuzz_target(
         database_url=f"sqlite:///{workdir / 'fuzz.sqlite3'}", workdir=workdir,
-        users=["fuzzer"],
         extra_env={"API_CREDENTIAL_RATE": "1000000/minute",
                    "API_REFRESH_RATE": "1000000/minute", "VOD_QPS_LIMIT": "0",
                    # Callbacks are fuzzed too; with a key configured they are checked.

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
-from tests.stack import fresh_database_url, start_portal  # noqa: E402
-from vodsandbox import Sandbox, SandboxConfig  # noqa: E402
+from tests.stack import fresh_database_url, start_fuzz_target  # noqa: E402
 
 CALLBACK_URL = "https://example.invalid/api/v1/vod/events/"
 CALLBACK_KEY = "fuzz-callback-key"
@@ -135,15 +134,11 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="vodportal-rawfuzz-"))
-    sandbox = Sandbox(SandboxConfig(access_key_id="FuzzKeyId0000001",
-                                    access_key_secret="fuzz-sandbox-secret")).start()
-    portal = start_portal(
-        sandbox_endpoint=sandbox.endpoint, access_key_id="FuzzKeyId0000001",
-        access_key_secret="fuzz-sandbox-secret",
+    sandbox, portal = start_fuzz_target(
         # FUZZ_DATABASE_URL=postgres://...: a fresh PostgreSQL database; else SQLite.
         database_url=fresh_database_url(os.environ.get("FUZZ_DATABASE_URL", ""),
                                         "vodportal_rawfuzz", workdir),
-        workdir=workdir, users=["fuzzer"],
+        workdir=workdir,
         extra_env={"API_CREDENTIAL_RATE": "1000000/minute", "VOD_QPS_LIMIT": "0",
                    "VOD_CALLBACK_REFUSED_RATE": "1000000/minute",
                    "VOD_CALLBACK_URL": CALLBACK_URL, "VOD_CALLBACK_AUTH_KEYS": CALLBACK_KEY})

@@ -137,3 +137,21 @@ def _serve(env: dict[str, str], tokens: dict[str, str], workdir: Path,
             raise RuntimeError(f"gunicorn did not start: {error_log.read_text()[-2000:]}")
         time.sleep(0.2)
     return Portal(url=url, process=process, tokens=tokens, access_log=access_log, env=env)
+
+
+def start_fuzz_target(*, database_url: str, workdir: Path,
+                      extra_env: dict[str, str]) -> tuple[object, Portal]:
+    """What the fuzzers aim at: an in-process sandbox and a portal (gunicorn) using it, with
+    one user, `fuzzer`. Returns (sandbox, portal); stop both."""
+    from vodsandbox import Sandbox, SandboxConfig
+
+    key_id, secret = "FuzzKeyId0000001", "fuzz-sandbox-secret"
+    sandbox = Sandbox(SandboxConfig(access_key_id=key_id, access_key_secret=secret)).start()
+    try:
+        portal = start_portal(sandbox_endpoint=sandbox.endpoint, access_key_id=key_id,
+                              access_key_secret=secret, database_url=database_url,
+                              workdir=workdir, users=["fuzzer"], extra_env=extra_env)
+    except BaseException:
+        sandbox.stop()
+        raise
+    return sandbox, portal
