@@ -8,7 +8,6 @@ on the row and in the audit trail before the caller sees it.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -192,10 +191,6 @@ def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], 
     return Issued(upload=row, credential=credential)
 
 
-def _backoff(attempt_number: int) -> None:
-    time.sleep(settings.VOD_RETRY_BACKOFF_MS / 1000 * attempt_number)
-
-
 def _video_by_reference(video: VideoUpload) -> vod.VideoCredential | None:
     """The video VOD holds for this row's ReferenceId with a fresh credential, or None when
     VOD answers that it holds none."""
@@ -227,7 +222,7 @@ def _create_video_once(video: VideoUpload, attempt: Attempt, create: Callable[[]
             attempt.vod_may_have_acted = True
             if number == attempts:
                 raise
-            _backoff(number)
+            vod.backoff(number)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -5,7 +5,7 @@ into one exception family, `VodError`, carrying VOD's code, HTTP status, Request
 a retry can help. It never logs AccessKeys, UploadAuth or STS secrets.
 """
 
-from .client import credentials_resolvable, get_client
+from .client import backoff, credentials_resolvable, get_client
 from .operations import (
     CREDENTIAL_TTL_SECONDS,
     create_upload_attached_media,
@@ -61,6 +61,7 @@ __all__ = [
     "VodThrottled",
     "VodTimeout",
     "VodUnavailable",
+    "backoff",
     "create_upload_attached_media",
     "create_upload_image",
     "create_upload_video",

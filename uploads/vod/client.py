@@ -210,6 +210,11 @@ def runtime_options() -> RuntimeOptions:
     return RuntimeOptions(autoretry=False, max_attempts=1)
 
 
+def backoff(attempt: int) -> None:
+    """Wait before repeating a call that failed on its `attempt`-th try (linear backoff)."""
+    time.sleep(settings.VOD_RETRY_BACKOFF_MS / 1000 * attempt)
+
+
 def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -> T:
     """Send one VOD request with our retry policy; raise VodError on failure.
 
@@ -233,7 +238,7 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
             repeatable = error.retryable and not isinstance(error, VodThrottled) and (
                 idempotent or getattr(error, "connect_failed", False))
             if attempt < attempts and repeatable:
-                time.sleep(settings.VOD_RETRY_BACKOFF_MS / 1000 * attempt)
+                backoff(attempt)
                 continue
             raise error from None
         logger.debug("vod %s ok ms=%.1f", operation, (time.perf_counter() - started) * 1000)
