@@ -1,14 +1,30 @@
 """gunicorn settings for production-style runs (`make serve`), all overridable from the
-environment. Threads suit the work: most of a request's time is waiting on VOD."""
+environment.
+
+The serving model: gthread workers, one per core, each with many threads. A credential's
+time is mostly spent waiting on VOD (tens to hundreds of milliseconds) and its CPU is a few
+milliseconds, so what bounds throughput is how many requests can wait at once: at VOD's
+80 calls/s and 300 ms, 24 requests are waiting on VOD at any moment; with the limiter's
+booking wait (VOD_QPS_MAX_WAIT_MS) and the portal's own work, about 40. Two workers x 32
+threads hold 64, enough for VOD's limit at up to ~600 ms with room for bursts. Threads
+waiting on VOD hold no database connection (the pool, settings.DATABASES), so PostgreSQL
+sees at most workers x DATABASE_POOL_SIZE connections per host. bench/README.md,
+"Capacity under VOD latency", has the figures behind these numbers.
+"""
 
 import gc
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# More processes than cores would only share the same CPU (each worker's threads already
+# overlap their waits); fewer would leave a core idle under the GIL.
+workers = int(os.environ.get("GUNICORN_WORKERS", max(2, multiprocessing.cpu_count())))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+threads = int(os.environ.get("GUNICORN_THREADS", 32))
+# One listening socket per worker (SO_REUSEPORT) lets the kernel spread connections, but a
+# stopping worker's queued connections are reset with its socket: off unless asked for.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
 # VOD's SDK timeouts (connect 3 s + read 10 s by default) must end before the worker's.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # On SIGTERM, workers finish the requests they hold for up to this long (graceful shutdown).

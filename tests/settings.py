@@ -32,6 +32,9 @@ LOG_FORMAT = "plain"
 LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Each event sealed in its own transaction: every test sees a chained event right away.
+# The background sealer has its own tests (tests/test_audit_sealer.py), which turn this off.
+AUDIT_SEAL_INLINE = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: the live server's thread and the test then use connections of

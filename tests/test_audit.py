@@ -1,5 +1,7 @@
 """The audit trail's chain as services write it."""
 
+import hashlib
+import hmac
 import threading
 
 import pytest
@@ -22,8 +24,21 @@ def test_events_form_a_gapless_hmac_chain(user):
     previous = audit.GENESIS_HASH
     for event in events:
         values = {name: getattr(event, name) for name in audit.CHAINED_FIELDS}
-        assert event.hash == audit.chain_hash(previous, values)
+        assert audit.mac_matches(values, event.mac)
+        assert event.hash == audit.chain_hash(previous, {**values, "mac": event.mac})
         previous = event.hash
+
+
+def test_rows_written_before_macs_chain_as_they_always_did():
+    values = {"sequence": 1, "action": "test.event", "data": {}}
+    message = (audit.GENESIS_HASH + audit.canonical(values)).encode()
+    expected = hmac.new(audit.audit_key(), message, hashlib.sha256).hexdigest()
+    assert audit.chain_hash(audit.GENESIS_HASH, {**values, "mac": ""}) == expected
+
+
+def test_record_returns_the_event_sealed_when_inline():
+    event = audit.record("test.event")
+    assert event.sequence == 1 and event.hash == audit.hash_at(1)
 
 
 def test_system_events_name_their_actor():

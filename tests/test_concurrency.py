@@ -3,7 +3,8 @@
 What only real concurrency shows: under parallel requests (several gunicorn workers, each
 with threads, several users) every VideoId the sandbox issued is in the database exactly
 once, on the row whose id is its ReferenceId, with exactly one audit event, and the audit
-chain still verifies (its appends are serialized by a PostgreSQL advisory lock). The second
+chain still verifies (the workers' sealers chain events one at a time, under a PostgreSQL
+advisory lock). The second
 test adds injected faults and the gateway's repeats, then vod_sync: still nothing lost,
 nothing twice, nothing left `requesting`.
 """
@@ -91,12 +92,13 @@ def manage(portal, *args: str) -> subprocess.CompletedProcess:
 
 
 def assert_chain_verifies(portal) -> None:
-    """audit_verify, as an operator runs it, over every event of the portal's database."""
+    """audit_verify, as an operator runs it, over every event of the portal's database (it
+    seals what the workers' sealers have not yet, then verifies)."""
+    verified = manage(portal, "audit_verify")
+    assert verified.returncode == 0, verified.stderr + verified.stdout
     events = query(portal, "SELECT count(*), min(sequence), max(sequence) "
                            "FROM uploads_auditevent")[0]
     assert events[0] and events[1:] == (1, events[0]), "sequence numbers without gaps"
-    verified = manage(portal, "audit_verify")
-    assert verified.returncode == 0, verified.stderr + verified.stdout
     assert f"audit chain OK: {events[0]} events" in verified.stdout
 
 

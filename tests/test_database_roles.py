@@ -1,6 +1,7 @@
 """The documented PostgreSQL role layout (README, "Deploying"): migrations run as the owner;
-the app's role may read and append audit rows but not change, delete or empty them, nor drop
-the triggers that guard them (issue 12, finding 5)."""
+the app's role may read and append audit rows and seal them (set `sequence` and `hash`, once),
+but not change, delete or empty them, nor drop the triggers that guard them (issue 12,
+finding 5)."""
 
 import os
 import subprocess
@@ -40,6 +41,7 @@ def app_role():
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {role}",
+        f"GRANT UPDATE (sequence, hash) ON {TABLE} TO {role}",
     ]
     with psycopg.connect(**_server(user=owner, dbname=database), autocommit=True) as admin:
         for statement in statements:
@@ -73,10 +75,15 @@ def test_the_apps_role_appends_and_verifies_but_cannot_rewrite_the_trail(app_rol
         run = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr[-2000:]
+        # The shell's event was sealed by its own sealer, as the app's role, at exit.
+        assert not AuditEvent.objects.filter(sequence__isnull=True).exists()
     assert AuditEvent.objects.count() == 2 and audit.verify_chain().ok
 
     refused = psycopg.errors.InsufficientPrivilege
     assert as_role(app_role, f"UPDATE {TABLE} SET action = 'forged'") is refused
+    # Sealed rows keep their place and hash, though the role may seal (the triggers).
+    assert as_role(app_role, f"UPDATE {TABLE} SET sequence = 9 WHERE sequence = 2") is refused
+    assert as_role(app_role, f"UPDATE {TABLE} SET hash = NULL WHERE sequence = 2") is refused
     assert as_role(app_role, f"DELETE FROM {TABLE}") is refused
     assert as_role(app_role, f"TRUNCATE {TABLE}") is refused
     assert as_role(app_role, f"ALTER TABLE {TABLE} DISABLE TRIGGER ALL") is refused

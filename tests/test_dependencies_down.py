@@ -99,9 +99,11 @@ def test_redis_down_in_the_vod_limiter_is_a_503_and_vod_is_not_called(api, sandb
                       HTTP_IDEMPOTENCY_KEY="redis-down-1")
 
     assert_names_the_dependency(answer, "redis_unavailable")
-    row = ImageUpload.objects.get()
-    assert row.status == UploadStatus.FAILED and row.error_code == "redis_unavailable"
-    assert sandbox.count_calls() == 0
+    # Refused before anything was written: no row, one audit event saying why.
+    assert not ImageUpload.objects.exists() and sandbox.count_calls() == 0
+    refusal = AuditEvent.objects.get(action="image.credential.failed")
+    assert (refusal.outcome, refusal.data["code"], refusal.target_pk) == (
+        "rejected", "redis_unavailable", "")
     # Nothing was created, so the key is free for the retry.
     settings.REDIS_URL = ""
     retried = api.post("/api/v1/images/", IMAGE, format="json",

@@ -1,16 +1,18 @@
 """Per-user rates for credential issuance and refresh, and the outbound VOD limiter."""
 
 import threading
+import time
 
 import pytest
 
 from uploads import ratelimit
-from uploads.vod import limiter
+from uploads.models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload
+from uploads.vod import VodThrottled, limiter
 
 
 @pytest.fixture(autouse=True)
 def empty_vod_window():
-    """Slots of earlier tests' VOD calls are held for a second after each answer."""
+    """Bookings of earlier tests' VOD calls count for a second after each was sent."""
     limiter.clear()
     yield
     limiter.clear()
@@ -93,17 +95,81 @@ def test_our_throttled_answer_is_a_429_with_retry_after(api, settings, sandbox):
     assert sandbox.count_calls("CreateUploadVideo") == 1
 
 
-def test_a_vod_call_holds_its_slot_until_a_second_after_its_answer(sandbox, settings):
-    """VOD may receive a slow request late: counting it from its answer keeps any one-second
-    span of VOD's arrivals within the limit."""
-    import time
+@pytest.mark.django_db
+@pytest.mark.parametrize("path, body, model", [
+    ("/api/v1/videos/", VIDEO, VideoUpload),
+    ("/api/v1/images/", {"image_type": "default"}, ImageUpload),
+    ("/api/v1/attached-media/", {"business_type": "watermark", "media_ext": "png"},
+     AttachedMediaUpload),
+])
+def test_a_request_our_limiter_refuses_leaves_an_audit_event_and_no_row(
+        path, body, model, api, settings, sandbox):
+    settings.VOD_QPS_LIMIT = 1
+    settings.VOD_QPS_MAX_WAIT_MS = 0
+    assert api.post(path, body, format="json").status_code == 201
 
+    refused = api.post(path, body, format="json", HTTP_X_REQUEST_ID="refused-burst-1")
+
+    assert refused.status_code == 429 and refused["Retry-After"] == "1"
+    assert model.objects.count() == 1  # the first request's row only
+    event = AuditEvent.objects.get(action=f"{model.kind}.credential.failed")
+    assert (event.outcome, event.request_id, event.target_pk) == (
+        "rejected", "refused-burst-1", "")
+    assert event.data["code"] == "QpsLimitReached"
+    assert event.data["vod_may_have_acted"] is False
+    assert sandbox.count_calls() == 1
+
+
+def test_calls_are_counted_from_when_they_are_sent(sandbox, settings):
+    """VOD's latency is its processing, after the call arrived: a slow answer does not hold
+    the next call back, but no second call is sent within the window of the first."""
     from uploads import vod
 
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="slot-warm-up")
+    limiter.clear()
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 3000
     sandbox.faults.add(action="CreateUploadVideo", latency=0.3, times=1)
+    sent = time.monotonic()
     vod.create_upload_video(title="t", file_name="t.mp4", reference_id="slot-first")
-    answered = time.monotonic()
     vod.create_upload_video(title="t", file_name="t.mp4", reference_id="slot-second")
+    window = 1 + settings.VOD_QPS_MARGIN_MS / 1000
+    first, second = [call["time"] for call in sandbox.calls
+                     if call["action"] == "CreateUploadVideo"][1:]
+    assert (second - first).total_seconds() >= window - 0.01
+    assert time.monotonic() - sent < window + 0.3 + 0.5  # not a second after the answer
+
+
+def test_bookings_are_taken_in_order_and_refused_at_once_past_the_wait(settings):
+    """Past the longest wait a call is refused without waiting; within it, calls are booked
+    one window after the call `limit` places before them."""
+    limiter._warm.set()  # a process that has had VOD's answer: slots of a fixed length
+    settings.VOD_QPS_LIMIT = 2
+    settings.VOD_QPS_MAX_WAIT_MS = 1500
+    settings.VOD_QPS_MARGIN_MS = 0
+    booked = [limiter.book_call("Op").send_at for _ in range(4)]
+    assert booked[1] - booked[0] < 0.05
+    assert 0.95 < booked[2] - booked[0] < 1.05 and 0.95 < booked[3] - booked[1] < 1.05
+
+    started = time.monotonic()
+    with pytest.raises(VodThrottled) as refused:
+        limiter.book_call("Op")  # would be two windows ahead
+    assert time.monotonic() - started < 0.5
+    assert refused.value.code == "QpsLimitReached" and refused.value.retry_after == 2
+
+
+def test_a_first_call_holds_its_slot_until_a_second_after_its_answer(sandbox, settings,
+                                                                     monkeypatch):
+    """Before a process has had an answer, its SDK builds its HTTP session after the send
+    moment: VOD may receive the call as late as its answer, so the slot lasts until then."""
+    from uploads import vod
+
+    monkeypatch.setattr(limiter, "_warm", threading.Event())
+    settings.VOD_QPS_LIMIT = 1
+    settings.VOD_QPS_MAX_WAIT_MS = 3000
+    sandbox.faults.add(action="CreateUploadVideo", latency=0.3, times=1)
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="cold-first")
+    answered = time.monotonic()
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="cold-second")
     assert time.monotonic() - answered >= 0.99
+    assert limiter._warm.is_set()

@@ -135,7 +135,8 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
         rows = format_html_join(
             "", "<tr><td><a href='{}'>#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                 "<td>{}</td></tr>",
-            ((reverse("admin:uploads_auditevent_change", args=[event.pk]), event.sequence,
+            ((reverse("admin:uploads_auditevent_change", args=[event.pk]),
+              event.sequence if event.sequence is not None else "pending",
               event.created_at.strftime("%Y-%m-%d %H:%M:%S"), event.action, event.outcome,
               event.actor_label or "-", event.vod_request_id or "-")
              for event in events[:HISTORY_SHOWN]))
@@ -283,7 +284,7 @@ class ActorFilter(admin.SimpleListFilter):
 class AuditEventAdmin(ReadOnlyAtScaleAdmin):
     """The audit trail: read-only for everyone, superusers included."""
 
-    list_display = ("sequence", "created_at", "action", "outcome", "actor_label",
+    list_display = ("place", "created_at", "action", "outcome", "actor_label",
                     "target_kind", "target_link", "request_id")
     list_filter = (ActionFilter, "outcome", ActorFilter)
     search_fields = ("target_vod_id",)  # turns the search box on
@@ -291,7 +292,12 @@ class AuditEventAdmin(ReadOnlyAtScaleAdmin):
     search_help_text = "An exact VOD id, upload record id, request id or VOD request id."
     ordering = ("-sequence",)
     # The sequence index serves both directions; sorting 5M rows by time took over 1 s.
-    sortable_by = ("sequence",)
+    sortable_by = ("place",)
+
+    @admin.display(description="sequence", ordering="sequence", empty_value="pending")
+    def place(self, event):
+        """The event's place in the chain; "pending" until the sealer chains it (seconds)."""
+        return event.sequence
 
     @admin.display(description="target")
     def target_link(self, event):

@@ -7,6 +7,8 @@ Raised by the lowest layers (the VOD limiter, the throttles); mapped in `uploads
 
 from __future__ import annotations
 
+from django.db import connection
+
 # How long a client is asked to wait before retrying when a dependency is down.
 DEFAULT_RETRY_AFTER_SECONDS = 2
 
@@ -24,3 +26,17 @@ class DependencyUnavailable(Exception):
     def code(self) -> str:
         """The stable error code clients see: `<dependency>_unavailable`."""
         return f"{self.dependency}_unavailable"
+
+
+def forget_broken_connections() -> None:
+    """After a lost database connection: close this thread's, and with a connection pool
+    (settings.DATABASES OPTIONS "pool"), test the pool's idle connections and drop the broken
+    ones (psycopg_pool's `check()`).
+
+    A PostgreSQL restart or failover breaks every pooled connection at once. Pooled
+    connections are not tested when handed out (that would cost a round trip per request),
+    so without this each request would meet a dead one and fail in turn."""
+    connection.close()
+    pool = getattr(connection, "pool", None)  # the PostgreSQL backend's, when configured
+    if pool is not None:
+        pool.check()

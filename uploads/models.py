@@ -173,7 +173,8 @@ class AuditOutcome(models.TextChoices):
 class AuditEvent(models.Model):
     """One fact in the append-only audit trail. Written only through `uploads.audit`."""
 
-    sequence = models.BigIntegerField(unique=True)
+    # Its place in the chain; NULL until the sealer chains it (uploads.audit_sealer).
+    sequence = models.BigIntegerField(unique=True, null=True, blank=True)
     created_at = models.DateTimeField()
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -192,11 +193,20 @@ class AuditEvent(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    # HMAC(AUDIT_KEY, previous row's hash + this row's canonical form): see uploads.audit.
-    hash = models.CharField(max_length=64)
+    # HMAC(AUDIT_KEY, previous row's hash + this row's canonical form + mac), set when the
+    # row is sealed: see uploads.audit.
+    hash = models.CharField(max_length=64, null=True, blank=True)
+    # "nonce:HMAC(AUDIT_KEY, the row as written)", by the writer; the sealer chains only rows
+    # whose mac holds. NULL on rows written before the sealer existed (sealed already).
+    mac = models.CharField(max_length=97, null=True, blank=True)
 
     class Meta:
         ordering = ["-sequence"]
+        constraints = [
+            # A copy of a genuine row, mac and all, cannot be inserted to be sealed again.
+            # (A constraint, not unique=True: no second, LIKE-able index on PostgreSQL.)
+            models.UniqueConstraint(fields=["mac"], name="audit_mac_unique"),
+        ]
         indexes = [
             models.Index(fields=["target_vod_id"], name="audit_target_vod_id"),
             models.Index(fields=["target_pk"], name="audit_target_pk"),
@@ -205,10 +215,14 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "-sequence"], name="audit_action_seq"),
             models.Index(fields=["outcome", "-sequence"], name="audit_outcome_seq"),
             models.Index(fields=["actor", "-sequence"], name="audit_actor_seq"),
+            # The sealer's work list, in id order: only rows not sealed yet (a few at a time).
+            models.Index(fields=["id"], condition=models.Q(sequence__isnull=True),
+                         name="audit_unsealed"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.action} {self.outcome}"
+        place = f"#{self.sequence}" if self.sequence is not None else "(pending)"
+        return f"{place} {self.action} {self.outcome}"
 
 
 class VodEventStatus(models.TextChoices):

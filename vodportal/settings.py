@@ -111,18 +111,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=8)
+    # Pooled connections are not tested each time one is handed out (a round trip per
+    # request, and psycopg_pool backs off for seconds per dead connection after a restart):
+    # a lost connection instead makes the pool test its idle ones once
+    # (uploads.dependencies.forget_broken_connections). Unpooled ones are tested per request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASE_POOL_SIZE <= 0
+    if DATABASE_POOL_SIZE > 0:
+        # psycopg's pool, one per worker process, shared by its threads: a request holds a
+        # connection only while it uses the database, and hands it back while it waits on
+        # VOD (services.issuing), so a worker's many threads need few connections. A
+        # PostgreSQL server sees at most workers x DATABASE_POOL_SIZE per host (README).
+        options["pool"] = {"min_size": min(2, DATABASE_POOL_SIZE),
+                           "max_size": DATABASE_POOL_SIZE,
+                           # Past this a request gets 503 database_unavailable, not a hang.
+                           "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0)}
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Parameters sent apart from the SQL, and statements a connection runs 5 times
         # prepared: the same few statements issue every credential, so PostgreSQL stops
         # parsing and planning them (its CPU per credential -30 %, bench/README.md). Turn
         # off behind a transaction-pooling PgBouncer older than 1.21.
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            {"server_side_binding": True, "prepare_threshold": 5})
-# The issuing path's completion transaction in psycopg's pipeline mode (two round trips
-# instead of five: uploads/statements.py). Turn off behind a proxy that cannot pipeline.
-DATABASE_PIPELINE = env.bool("DATABASE_PIPELINE", default=True)
+        options.update({"server_side_binding": True, "prepare_threshold": 5})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -228,8 +240,12 @@ VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
 # The account's VOD QPS limit per operation (80/s in most regions, 40/s in some): vodportal
 # keeps its own calls under it, across every process through Redis (REDIS_URL).
 VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)
-# How long a call may wait for a free slot before answering 429 itself.
-VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=500)
+# How far ahead a call may be booked (it waits that long) before it is refused with a 429
+# at once: short, so that a burst gets fast refusals instead of a queue (uploads/vod/limiter.py).
+VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=100)
+# The limit holds in every window of 1 s plus this margin, to cover the spread between our
+# send moments and VOD's arrival moments. Capacity: VOD_QPS_LIMIT / (1 s + margin).
+VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=5)
 # Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a
 # repeat cannot create a second media. 1 turns retries off.
 VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)
@@ -304,6 +320,16 @@ if not AUDIT_KEY and not DEBUG:
 # owners cannot write (uploads/audit_checkpoints.py). The local run keeps them under var/.
 AUDIT_CHECKPOINT_DIR = env.str("AUDIT_CHECKPOINT_DIR",
                                default=str(BASE_DIR / "var" / "audit-checkpoints"))
+# Writers insert audit events unsealed; a sealer chains them in order shortly after
+# (uploads/audit_sealer.py): a thread in each process, woken after each commit and every
+# AUDIT_SEAL_INTERVAL_SECONDS. AUDIT_SEAL_INLINE seals inside the writer's own transaction
+# instead, under the chain's lock: the default on SQLite, whose single writer lock serializes
+# writers anyway. audit_verify reports an event left unsealed longer than
+# AUDIT_SEAL_MAX_LAG_SECONDS (no sealer running).
+AUDIT_SEAL_INLINE = env.bool(
+    "AUDIT_SEAL_INLINE", default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
+AUDIT_SEAL_INTERVAL_SECONDS = env.float("AUDIT_SEAL_INTERVAL_SECONDS", default=1.0)
+AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=300)
 
 # --- Logging: JSON lines with the request id; never the SDK's debug output -------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -16,7 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .. import services
-from ..dependencies import DEFAULT_RETRY_AFTER_SECONDS, DependencyUnavailable
+from ..dependencies import (
+    DEFAULT_RETRY_AFTER_SECONDS,
+    DependencyUnavailable,
+    forget_broken_connections,
+)
 from ..services import InvalidState
 
 logger = logging.getLogger("uploads.api")
@@ -104,6 +108,7 @@ def dependency_error_response(exc: Exception, request_id: str) -> Response | Non
     elif isinstance(exc, (OperationalError, InterfaceError)):
         dependency, code, retry_after = ("the database", "database_unavailable",
                                          DEFAULT_RETRY_AFTER_SECONDS)
+        forget_broken_connections()  # so that the next request gets a working connection
     else:
         return None
     logger.warning("dependency unavailable: %s (%s) request_id=%s", code,

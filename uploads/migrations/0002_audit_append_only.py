@@ -6,7 +6,8 @@ from uploads import audit_triggers
 
 
 def install(apps, schema_editor):
-    audit_triggers.install(schema_editor.connection)
+    # The triggers for the table as it is at this migration (0007 replaces them).
+    audit_triggers.install(schema_editor.connection, as_of_0002=True)
 
 
 def remove(apps, schema_editor):

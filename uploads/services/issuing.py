@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
-from .. import audit, statements, vod
+from .. import audit, vod
 from ..audit import RequestContext
-from ..dependencies import DependencyUnavailable
+from ..dependencies import DependencyUnavailable, forget_broken_connections
 from ..models import (
     AttachedMediaUpload,
     AuditOutcome,
@@ -127,9 +127,8 @@ _COMPLETED_FIELDS = ("vod_id", "status", "upload_endpoint", "upload_bucket", "up
 
 def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
               context: RequestContext, extra_fields: dict) -> None:
-    """Write what VOD answered onto the row and audit the issuance, atomically (in two
-    round trips on PostgreSQL: `statements.atomic`)."""
-    with statements.atomic():
+    """Write what VOD answered onto the row and audit the issuance, atomically."""
+    with transaction.atomic():
         row.vod_id = credential.media_id
         row.status = UploadStatus.UPLOADING
         row.upload_endpoint = credential.address.endpoint
@@ -141,7 +140,7 @@ def _complete(row: MediaUpload, credential: vod.IssuedUpload, *, action: str,
         row.error_code = row.error_message = ""
         for name, value in extra_fields.items():
             setattr(row, name, value)
-        statements.update(row, [*_COMPLETED_FIELDS, *extra_fields, "updated_at"])
+        row.save(update_fields=[*_COMPLETED_FIELDS, *extra_fields, "updated_at"])
         audit.record(action, context=context, target=row, vod_request_id=credential.request_id,
                      data={"expires_at": credential.expires_at.isoformat(),
                            "bucket": credential.address.bucket,
@@ -159,15 +158,46 @@ def _durably(write: Callable[[], None], *, written: Callable[[], bool] | None = 
     except (OperationalError, InterfaceError):
         if connection.in_atomic_block:
             raise
-        connection.close()
+        forget_broken_connections()
         if written is None or not written():
             write()
 
 
-def _issue(row: MediaUpload, send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
+def _record_refusal(kind: str, error: Exception, *, context: RequestContext) -> None:
+    """Audit a request refused before anything was written or sent (no row to point at)."""
+    facts = _failure_facts(error)
+    audit.record(f"{kind}.credential.failed", outcome=AuditOutcome.REJECTED, context=context,
+                 target_kind=kind,
+                 data={"operation": facts["operation"], "code": facts["code"],
+                       "http_status": facts["http_status"], "message": facts["message"][:512],
+                       "vod_may_have_acted": False})
+
+
+def _hand_back_connection() -> None:
+    """Before waiting on VOD, return this thread's database connection to the pool.
+
+    VOD answers in tens to hundreds of milliseconds; holding a connection meanwhile would
+    make a worker need one per thread. Only between transactions, and only with a pool
+    (closing an unpooled connection would mean reconnecting after VOD answers)."""
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+def _issue(row: MediaUpload, operation: str,
+           send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
            context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
-    statements.insert(row)  # committed: a trace exists before VOD is called
-    return _send_and_complete(row, send, context, extra_fields, Attempt())
+    """Book the VOD call, commit the `requesting` row, call VOD and complete the row.
+
+    The booking comes first: a request our limiter refuses is audited and leaves no row (a
+    burst would otherwise fill the table with failed rows that never reached VOD)."""
+    try:
+        booking = vod.book_call(operation)
+    except (vod.VodThrottled, DependencyUnavailable) as error:
+        _durably(partial(_record_refusal, row.kind, error, context=context))
+        raise
+    with booking:
+        row.save(force_insert=True)  # committed: a trace exists before VOD is called
+        return _send_and_complete(row, send, context, extra_fields, Attempt())
 
 
 def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
@@ -175,6 +205,7 @@ def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], 
                        extra_fields: Callable[[vod.IssuedUpload], dict],
                        attempt: Attempt) -> Issued:
     kind = row.kind
+    _hand_back_connection()
     try:
         credential = send(row, attempt)
     except (vod.VodError, DependencyUnavailable) as error:
@@ -253,7 +284,7 @@ def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
             app_id=video.app_id, user_data=user_data))
 
     if existing is None:
-        return _issue(row, send, context, lambda credential: {})
+        return _issue(row, "CreateUploadVideo", send, context, lambda credential: {})
     if existing.status != UploadStatus.REQUESTING:
         # Created, but its credential never reached the client: a fresh one for it.
         return video_refresh(video=existing, context=context)
@@ -274,6 +305,7 @@ def video_refresh(*, video: VideoUpload, context: RequestContext,
                                          **on_behalf(video, context)})
         raise InvalidState(f"A video that is {video.get_status_display().lower()} cannot be "
                            "given a new upload credential.", status=video.status)
+    _hand_back_connection()
     try:
         credential = vod.refresh_upload_video(video_id=video.vod_id)
     except (vod.VodError, DependencyUnavailable) as error:
@@ -330,7 +362,7 @@ def image_issue(*, owner, image_type: str, image_ext: str, context: RequestConte
             app_id=image.app_id,
             user_data=user_data)
 
-    return _issue(row, send, context,
+    return _issue(row, "CreateUploadImage", send, context,
                   lambda credential: {"image_url": credential.image_url,
                                       "file_url": credential.file_url})
 
@@ -357,6 +389,6 @@ def attached_media_issue(*, owner, business_type: str, media_ext: str,
             storage_location=media.storage_location, app_id=media.app_id,
             user_data=user_data)
 
-    return _issue(row, send, context,
+    return _issue(row, "CreateUploadAttachedMedia", send, context,
                   lambda credential: {"media_url": credential.media_url,
                                       "file_url": credential.file_url})

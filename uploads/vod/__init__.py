@@ -6,6 +6,7 @@ a retry can help. It never logs AccessKeys, UploadAuth or STS secrets.
 """
 
 from .client import backoff, credentials_resolvable, get_client
+from .limiter import Booking, book_call
 from .operations import (
     CREDENTIAL_TTL_SECONDS,
     create_upload_attached_media,
@@ -45,6 +46,7 @@ from .types import (
 __all__ = [
     "CREDENTIAL_TTL_SECONDS",
     "AttachedMediaCredential",
+    "Booking",
     "ImageCredential",
     "IssuedUpload",
     "MediaInfo",
@@ -62,6 +64,7 @@ __all__ = [
     "VodTimeout",
     "VodUnavailable",
     "backoff",
+    "book_call",
     "create_upload_attached_media",
     "create_upload_image",
     "create_upload_video",

@@ -225,8 +225,9 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
     for attempt in range(1, attempts + 1):
         started = time.perf_counter()
         try:
+            client = get_client()  # built before the send moment is booked (the first takes ms)
             with limiter.vod_call_slot(operation):
-                result = send(get_client())
+                result = send(client)
         except DependencyUnavailable:
             raise  # the limiter could not be asked: VOD was not called
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated below

@@ -1,28 +1,41 @@
 """Our own ceiling on VOD calls per second, shared by every process through Redis.
 
-VOD answers `Throttling` once the account passes its QPS limit (80/s per API in most
+VOD answers `Throttling` once the account passes its QPS limit (80/s per operation in most
 regions, 40/s in some). A portal serving many users must stay under it rather than pass
-VOD's refusal on, so each call first takes a slot per operation; near the limit it waits
-briefly; past `VOD_QPS_MAX_WAIT_MS` it is refused with our own throttled error (429 +
-Retry-After) and VOD is never asked.
+VOD's refusal on, so every call first books a send time. A booking at most
+`VOD_QPS_MAX_WAIT_MS` ahead is taken and the call is sent at that moment; a later one is
+refused at once with our own throttled error (429 + Retry-After), and VOD is never asked.
+Refusals cost one Redis round trip, not a wait, and bookings are served in order.
 
-Why not an ordinary rate limiter: it counts a call when it is admitted, but under load the
-request can reach VOD hundreds of milliseconds later, so arrivals bunch at the window's edge
-and VOD sees more than its limit. Here a call holds its slot from admission until one second
-after its answer came back (the latest moment VOD can have received it). Then no one-second
-span of VOD's arrivals can hold more than the limit, however late requests travel. The cost
-is throughput: about limit / (1 s + call latency).
+The rule. VOD receives a call at some moment between our send and its answer. Each call
+holds a slot from its send moment until one second after the latest moment VOD can have
+received it; at most `VOD_QPS_LIMIT` slots are held at any instant. Then no one-second span
+of VOD's arrivals can hold more than the limit (every call arriving in a span still holds
+its slot at the span's end). The latest arrival moment is:
+
+- for a call from a warm process, its send moment plus `VOD_QPS_MARGIN_MS`: the spread
+  between our send and VOD's arrival (the SDK signing and the network's one-way time; VOD's
+  latency is its processing, after arrival). Known when booked, so nothing is written back.
+- for the first calls of a process, its answer: the SDK's first request builds its HTTP
+  session (about 0.1 s, before anything is sent). Their slot is held until the answer comes
+  back, plus one second.
+
+So capacity is `limit / (1 s + margin)`, whatever VOD's latency.
+
+The service books before it writes the upload row (`book_call`), so a request refused
+here leaves no row; the gateway's next call of that operation uses the booking.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
-import random
 import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterator
 
@@ -35,137 +48,211 @@ from .types import VodThrottled
 logger = logging.getLogger("uploads.vod")
 
 KEY_PREFIX = "vodportal:vod-qps:"
-# A call's slot is provisionally held this long past admission (longer than any call can
-# take), so a process that dies mid-call frees its slots by itself.
-_PROVISIONAL_HOLD = 120.0
+# A first call's slot is held this long until its answer shortens it (longer than any call
+# can take), so a process that dies mid-call frees its slots by itself.
+_UNTIL_ANSWERED = 120.0
 
-# Atomic admission, on Redis's own clock (app servers' clocks may disagree).
-# KEYS[1] window; ARGV: limit, call id, provisional hold seconds, key ttl ms.
-_ACQUIRE = """
+# Atomic booking on Redis's own clock (app servers' clocks may disagree). KEYS[1]: the held
+# slots, scored by when each frees; KEYS[2]: the newest send moment booked. Sends are booked
+# in time order, so a new send at `at` overlaps every slot freeing after `at`: at most
+# limit - 1 of them may. ARGV: limit, call id, hold seconds, longest wait seconds.
+# Answers "0:<wait>" when booked (send after <wait> seconds), "1:<wait>" when refused.
+_BOOK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return '0'
+local limit = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local at = now
+local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+if newest > at then at = newest end
+local held = redis.call('ZCARD', KEYS[1])
+if held >= limit then
+  local bound = redis.call('ZRANGE', KEYS[1], held - limit, held - limit, 'WITHSCORES')
+  if tonumber(bound[2]) > at then at = tonumber(bound[2]) end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + 1 - now)
+if at - now > tonumber(ARGV[4]) then
+  return '1:' .. tostring(at - now)
+end
+redis.call('ZADD', KEYS[1], at + tonumber(ARGV[3]), ARGV[2])
+local ttl = math.ceil((at - now + tonumber(ARGV[3])) * 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[2], tostring(at), 'PX', ttl)
+return '0:' .. tostring(at - now)
 """
-# The call answered: its slot now ends one second after this moment.
-_RELEASE = """
+# A first call was answered: its slot frees one second from now. ARGV: call id.
+_ANSWERED = """
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000 + 1, ARGV[1])
 return 1
 """
 
 
-class _RedisWindow:
-    """The shared window: one sorted set per operation, scored by when a slot frees."""
+class _RedisSlots:
+    """The shared slots: a sorted set per operation, and its newest send moment."""
 
     def __init__(self, url: str):
         self._client = redis.Redis.from_url(url)
-        self._acquire = self._client.register_script(_ACQUIRE)
-        self._release = self._client.register_script(_RELEASE)
+        self._book = self._client.register_script(_BOOK)
+        self._answered = self._client.register_script(_ANSWERED)
 
-    def try_acquire(self, operation: str, limit: int, call_id: str) -> float:
-        """0 when admitted, else seconds until the next slot may free."""
-        answer = self._acquire(keys=[KEY_PREFIX + operation],
-                               args=[limit, call_id, _PROVISIONAL_HOLD,
-                                     int((_PROVISIONAL_HOLD + 2) * 1000)])
-        return float(answer)
+    def book(self, operation: str, limit: int, hold: float, longest_wait: float,
+             call_id: str) -> tuple[bool, float]:
+        """(booked, seconds until the send moment, or until a booking could be had)."""
+        answer = self._book(keys=[KEY_PREFIX + operation, KEY_PREFIX + operation + ":newest"],
+                            args=[limit, call_id, hold, longest_wait]).decode()
+        refused, _, wait = answer.partition(":")
+        return refused == "0", max(0.0, float(wait))
 
-    def release(self, operation: str, call_id: str) -> None:
-        self._release(keys=[KEY_PREFIX + operation], args=[call_id])
+    def answered(self, operation: str, call_id: str) -> None:
+        self._answered(keys=[KEY_PREFIX + operation], args=[call_id])
 
     def clear(self) -> None:
         for key in self._client.scan_iter(match=KEY_PREFIX + "*"):
             self._client.delete(key)
 
 
-class _LocalWindow:
+class _LocalSlots:
     """The same rule inside one process (no REDIS_URL: development and tests)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._slots: dict[str, dict[str, float]] = {}
+        self._frees: dict[str, dict[str, float]] = {}
+        self._newest: dict[str, float] = {}
 
-    def try_acquire(self, operation: str, limit: int, call_id: str) -> float:
+    def book(self, operation: str, limit: int, hold: float, longest_wait: float,
+             call_id: str) -> tuple[bool, float]:
         with self._lock:
             now = time.monotonic()
-            slots = self._slots.setdefault(operation, {})
-            for held, frees_at in list(slots.items()):
-                if frees_at <= now - 1:
-                    del slots[held]
-            if len(slots) < limit:
-                slots[call_id] = now + _PROVISIONAL_HOLD
-                return 0.0
-            return min(slots.values()) + 1 - now
+            frees = {held: at for held, at in self._frees.get(operation, {}).items() if at > now}
+            at = max(now, self._newest.get(operation, 0.0))
+            ordered = sorted(frees.values())
+            if len(ordered) >= limit:
+                at = max(at, ordered[len(ordered) - limit])
+            if at - now > longest_wait:
+                return False, at - now
+            self._frees[operation] = {**frees, call_id: at + hold}
+            self._newest[operation] = at
+            return True, at - now
 
-    def release(self, operation: str, call_id: str) -> None:
+    def answered(self, operation: str, call_id: str) -> None:
         with self._lock:
-            slots = self._slots.get(operation, {})
-            if call_id in slots:
-                slots[call_id] = time.monotonic()
+            frees = self._frees.get(operation, {})
+            if call_id in frees:
+                frees[call_id] = time.monotonic() + 1
 
     def clear(self) -> None:
         with self._lock:
-            self._slots.clear()
+            self._frees.clear()
+            self._newest.clear()
 
 
 @lru_cache(maxsize=4)
-def _window(redis_url: str):
-    return _RedisWindow(redis_url) if redis_url else _LocalWindow()
+def _slots(redis_url: str):
+    return _RedisSlots(redis_url) if redis_url else _LocalSlots()
 
 
 def clear() -> None:
-    """Forget every held slot (tests; an operator after changing VOD_QPS_LIMIT)."""
-    _window(settings.REDIS_URL).clear()
+    """Forget every slot (tests; an operator after changing VOD_QPS_LIMIT)."""
+    _slots(settings.REDIS_URL).clear()
 
 
-def _acquire(window, operation: str, limit: int, call_id: str) -> float:
+# Whether this process has had an answer from VOD: until then, its SDK has not built its
+# HTTP session, and a call may leave well after its send moment.
+_warm = threading.Event()
+
+
+@dataclass(eq=False)
+class Booking:
+    """A send moment booked for one `operation` call (time.monotonic), and whether its slot
+    is held until the answer (a first call) rather than for a fixed time."""
+
+    operation: str
+    send_at: float
+    call_id: str = ""
+    until_answered: bool = False
+    _token: contextvars.Token | None = field(default=None, init=False, repr=False)
+
+    def __enter__(self) -> Booking:
+        """Inside the block, the first `vod_call_slot(operation)` uses this booking (and
+        waits for its moment, so the caller's own work overlaps the wait); an unused one
+        simply lapses."""
+        self._token = _booked.set((*_booked.get(), self))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _booked.reset(self._token)
+
+
+def _book(operation: str) -> Booking:
+    """Book a send moment for one `operation` call; raise when refused."""
+    until_answered = not _warm.is_set()
+    hold = _UNTIL_ANSWERED if until_answered else 1 + settings.VOD_QPS_MARGIN_MS / 1000
+    call_id = uuid.uuid4().hex
     try:
-        return window.try_acquire(operation, limit, call_id)
+        booked, wait = _slots(settings.REDIS_URL).book(
+            operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
+            call_id)
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise DependencyUnavailable(
             "redis", "The VOD rate limiter's store (Redis) is unavailable.") from exc
+    if not booked:
+        raise VodThrottled(
+            "vodportal is holding VOD calls under the account's QPS limit.",
+            code="QpsLimitReached", retry_after=max(1, math.ceil(wait)), operation=operation)
+    return Booking(operation, time.monotonic() + wait, call_id, until_answered)
 
 
-def _release(window, operation: str, call_id: str) -> None:
-    try:
-        window.release(operation, call_id)
-    except redis.exceptions.RedisError:
-        # VOD has answered by now: losing its answer for the sake of the limiter's
-        # bookkeeping would be worse. The slot frees itself after _PROVISIONAL_HOLD.
-        logger.warning("VOD limiter: could not release a slot of %s (Redis unavailable)",
-                       operation)
+def book_call(operation: str) -> Booking:
+    """Book the next `operation` call before doing anything else for it.
+
+    Raises VodThrottled (our own code `QpsLimitReached`) when no send moment within
+    VOD_QPS_MAX_WAIT_MS can be had, and DependencyUnavailable when Redis cannot be asked;
+    then nothing has been sent and nothing needs undoing.
+    """
+    if settings.VOD_QPS_LIMIT <= 0:
+        return Booking(operation, 0.0)  # limit switched off: send at once
+    return _book(operation)
+
+
+# Bookings made ahead in this context and not yet used.
+_booked: contextvars.ContextVar[tuple[Booking, ...]] = contextvars.ContextVar(
+    "vod_booked", default=())
+
+
+def _take_booking(operation: str) -> Booking | None:
+    held = _booked.get()
+    booking = next((entry for entry in held if entry.operation == operation), None)
+    if booking is not None:
+        # A second call of the operation books its own.
+        _booked.set(tuple(entry for entry in held if entry is not booking))
+    return booking
 
 
 @contextmanager
 def vod_call_slot(operation: str) -> Iterator[None]:
-    """Hold a slot for one `operation` call; wait up to VOD_QPS_MAX_WAIT_MS to get one.
-
-    Raises VodThrottled (our own code `QpsLimitReached`) past the wait, and
-    DependencyUnavailable when Redis cannot be asked; in both cases VOD was not called.
-    """
-    limit = settings.VOD_QPS_LIMIT
-    if limit <= 0:
-        yield  # limit switched off
-        return
-    window = _window(settings.REDIS_URL)
-    call_id = uuid.uuid4().hex
-    deadline = time.monotonic() + settings.VOD_QPS_MAX_WAIT_MS / 1000
-    while (wait := _acquire(window, operation, limit, call_id)) > 0:
-        if time.monotonic() + wait > deadline:
-            raise VodThrottled(
-                "vodportal is holding VOD calls under the account's QPS limit.",
-                code="QpsLimitReached", retry_after=max(1, math.ceil(wait)),
-                operation=operation)
-        # A little spread so waiting processes do not all retry at the same instant.
-        time.sleep(min(wait, 0.05) + random.uniform(0, 0.005))
+    """Let one `operation` call through at its booked moment: the `Booking` the caller is
+    inside, or a fresh one (up to VOD_QPS_MAX_WAIT_MS ahead). Raises like `book_call`."""
+    booking = _take_booking(operation)
+    if booking is None and settings.VOD_QPS_LIMIT > 0:
+        booking = _book(operation)
+    if booking is not None:
+        delay = booking.send_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
     try:
         yield
     finally:
-        _release(window, operation, call_id)
+        _warm.set()  # VOD answered (or failed): the SDK's session exists now
+        if booking is not None and booking.until_answered:
+            _answered(booking)
+
+
+def _answered(booking: Booking) -> None:
+    try:
+        _slots(settings.REDIS_URL).answered(booking.operation, booking.call_id)
+    except redis.exceptions.RedisError:
+        # VOD has answered by now: losing its answer for the limiter's bookkeeping would be
+        # worse. The slot frees itself after _UNTIL_ANSWERED.
+        logger.warning("VOD limiter: could not free a slot of %s (Redis unavailable)",
+                       booking.operation)

@@ -1,0 +1,77 @@
+"""The serving model under real VOD latency: many threads per worker, few database
+connections. A request hands its connection back to the worker's pool while it waits on VOD,
+so requests waiting on a slow VOD do not hold, or wait for, a connection."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+from tests.stack import fresh_database_url, start_portal
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+pytestmark = pytest.mark.skipif(not DATABASE_URL.startswith("postgres"),
+                                reason="the connection pool is PostgreSQL's (psycopg_pool)")
+
+WORKERS, THREADS, POOL = 2, 16, 2
+IN_FLIGHT = 24
+USERS = [f"pooled{index}" for index in range(4)]
+
+
+@pytest.fixture(scope="module")
+def portal(sandbox_server, tmp_path_factory):
+    """2 workers x 16 threads, and a pool of 2 connections per worker that makes a request
+    give up after 0.5 s without one (503 database_unavailable)."""
+    workdir = tmp_path_factory.mktemp("serving")
+    portal = start_portal(
+        sandbox_endpoint=sandbox_server.endpoint, access_key_id=SANDBOX_ACCESS_KEY_ID,
+        access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+        database_url=fresh_database_url(DATABASE_URL, "vodportal_serving", workdir),
+        workdir=workdir, users=USERS,
+        extra_env={"GUNICORN_WORKERS": str(WORKERS), "GUNICORN_THREADS": str(THREADS),
+                   "DATABASE_POOL_SIZE": str(POOL), "DATABASE_POOL_TIMEOUT": "0.5",
+                   "API_CREDENTIAL_RATE": "100000/minute", "VOD_QPS_LIMIT": "100000"})
+    yield portal
+    portal.stop()
+
+
+def backends(portal) -> int:
+    """Connections PostgreSQL holds for the portal's database (this query's excluded)."""
+    import psycopg
+
+    name = portal.env["DATABASE_URL"].rsplit("/", 1)[1]
+    with psycopg.connect(portal.env["DATABASE_URL"]) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+            "pg_backend_pid()", [name]).fetchone()[0]
+
+
+def test_requests_waiting_on_vod_hold_no_database_connection(portal, sandbox):
+    """24 requests wait on VOD for a second each, at once, with 4 connections in all: every
+    one is answered, and PostgreSQL never sees more than the pools' connections."""
+    sandbox.faults.add(action="CreateUploadVideo", latency=1.0)
+    start = threading.Barrier(IN_FLIGHT + 1)
+    counts: list[int] = []
+
+    def issue(index: int) -> requests.Response:
+        start.wait(timeout=30)
+        return requests.post(f"{portal.url}/api/v1/videos/", timeout=30,
+                             json={"title": f"pooled {index}", "file_name": "p.mp4"},
+                             headers={"Authorization": f"Token {portal.tokens[USERS[index % 4]]}"})
+
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        answers = [pool.submit(issue, index) for index in range(IN_FLIGHT)]
+        start.wait(timeout=30)
+        while not all(answer.done() for answer in answers):
+            counts.append(backends(portal))
+        statuses = [answer.result().status_code for answer in answers]
+
+    assert statuses == [201] * IN_FLIGHT, [answer.result().text for answer in answers
+                                           if answer.result().status_code != 201][:3]
+    assert sandbox.count_calls("CreateUploadVideo") == IN_FLIGHT
+    assert counts and max(counts) <= WORKERS * POOL, counts
