@@ -9,7 +9,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 NPM_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
 ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
 
-.PHONY: install browser run serve test test-postgres fuzz fuzz-raw check bench-issue chaos clean
+.PHONY: install browser run serve test test-postgres fuzz fuzz-raw check bench-issue bench-capacity chaos clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ fuzz-raw: install
 bench-issue: install
 	./scripts/ensure-debian-package.sh wrk wrk required "the issuing benchmark"
 	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/issue_throughput.py --soak 50000 $(BENCH_ARGS)
+
+## Capacity under VOD latency (bench/README.md, issue 13): latency sweep, overload, naive
+## peer; about 10 minutes. CAPACITY_ARGS="--parts sweep --duration 10" for a part of it.
+bench-capacity: install
+	./scripts/ensure-debian-package.sh wrk wrk required "the capacity benchmark"
+	ALIBABA_CLOUD_ECS_METADATA_DISABLED=true $(BIN)/python bench/capacity.py $(CAPACITY_ARGS)
 
 ## The fault suite (bench/README.md, "Fault suite"): its own Redis, sandbox, gunicorn and
 ## PostgreSQL database; a few minutes. CHAOS_ARGS="--scale 0.2" for a quick run.

@@ -131,7 +131,16 @@ def machine() -> dict[str, str]:
 
 
 def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def postgres_version(database_url: str) -> str:
+    """The server's `SELECT version()` (asked through its `postgres` database)."""
+    import psycopg
+
+    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres") as connection:
+        return connection.execute("SELECT version()").fetchone()[0]
 
 
 # --- processes: CPU and memory from /proc -----------------------------------------------
@@ -472,10 +481,12 @@ def measure(portal: Portal, gunicorn_cpu: GunicornCpu, servers: ServerCpu, sandb
                  wrk_seconds=wrk_after - wrk_before, load=load)
 
 
-def start_sandbox() -> tuple[subprocess.Popen, str]:
+def start_sandbox(*options: str) -> tuple[subprocess.Popen, str]:
+    """`python -m vodsandbox` on a free port with the bench's keys and `options` (e.g.
+    "--latency-ms", "150"); returns the process and its endpoint (host:port)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "vodsandbox", "--port", "0", "--access-key-id", ACCESS_KEY_ID,
-         "--access-key-secret", ACCESS_KEY_SECRET], cwd=ROOT, stdout=subprocess.PIPE,
+         "--access-key-secret", ACCESS_KEY_SECRET, *options], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     line = process.stdout.readline()
     match = re.search(r"listening on http://(\S+)", line)
@@ -551,11 +562,11 @@ def summarize_profile(paths: list[Path], top: int = 25) -> str:
         "VOD limiter (Redis)": "vod_call_slot (",
         "_complete: row UPDATE + audit, one transaction": "_complete (uploads/services",
         "audit.record": "record (uploads/audit.py",
-        "token authentication (knox + uploads/statements.py)": "TokenAuthentication.authenticate (",
+        "token authentication (knox)": "TokenAuthentication.authenticate (",
         "per-user throttle (Redis)": "_UserMovingWindowThrottle.allow_request (",
         "request validation (is_valid)": "BaseSerializer.is_valid (",
         "response (issued_response)": "UploadViewSet.issued_response (",
-        "the requesting row's INSERT": "insert (uploads/statements.py",
+        "the requesting row's INSERT (Model.save)": "_issue (uploads/services/issuing.py",
     }
     # Whole libraries, matched anywhere in the frame.
     libraries = {
@@ -714,10 +725,7 @@ def main() -> int:
         return 2
     clients = [int(value) for value in args.clients.split(",")]
     print("machine: " + "; ".join(f"{key} {value}" for key, value in machine().items()))
-    import psycopg
-
-    with psycopg.connect(args.database_url.rsplit("/", 1)[0] + "/postgres") as connection:
-        print("PostgreSQL:", connection.execute("SELECT version()").fetchone()[0])
+    print("PostgreSQL:", postgres_version(args.database_url))
     print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); "
           f"load average {load_average()}")
 

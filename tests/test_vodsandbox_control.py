@@ -47,6 +47,22 @@ def test_state_endpoint_reports_counts_and_ids(sandbox):
     assert status == 200 and media["Status"] == "Uploading"
 
 
+def test_arrivals_endpoint_times_each_call_to_the_microsecond(sandbox):
+    sandbox.qps_limit = 1
+    client = sdk_client(sandbox)
+    client.create_upload_video(VIDEO)
+    with pytest.raises(AlibabaCloudException, match="Throttling"):
+        client.create_upload_video(VIDEO)
+
+    status, _, body = control(sandbox, "GET", "/arrivals")
+
+    assert status == 200
+    (first_at, first_status, first_code), (second_at, _, second_code) = (
+        body["arrivals"]["CreateUploadVideo"])
+    assert (first_status, first_code, second_code) == (200, None, "Throttling")
+    assert 0 < second_at - first_at < 1 and second_at != int(second_at)
+
+
 def test_faults_endpoints_add_and_clear(sandbox):
     status, _, body = control(sandbox, "POST", "/faults",
                               {"action": "CreateUploadVideo", "code": "Throttling",

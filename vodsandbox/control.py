@@ -38,6 +38,8 @@ def handle(sandbox: Sandbox, request: Request) -> Response:
         return Response.json(200, sandbox.state())
     if route == "/calls" and method == "GET":
         return Response.json(200, {"calls": sandbox.calls})
+    if route == "/arrivals" and method == "GET":
+        return Response.json(200, {"arrivals": sandbox.store.arrivals()})
     if route == "/notifications" and method == "GET":
         return Response.json(200, {"notifications": sandbox.notifications})
     if route == "/oss" and method == "GET":
@@ -67,7 +69,7 @@ def handle(sandbox: Sandbox, request: Request) -> Response:
             return _configure(sandbox, payload)
         if method == "GET":
             return Response.json(200, {"config": sandbox.public_config()})
-    known = {"/state", "/calls", "/notifications", "/oss", "/faults", "/reset",
+    known = {"/state", "/calls", "/arrivals", "/notifications", "/oss", "/faults", "/reset",
              "/clock/advance", "/config"}
     if route in known or route.startswith("/media/"):
         return _error(405, f"{method} is not allowed on {PREFIX}{route}")

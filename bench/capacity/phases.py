@@ -1,0 +1,223 @@
+"""The three parts of the capacity bench (issue 13): the latency sweep, overload, and the
+naive peer. Each prints its table and returns its verdicts [(text, passed)]."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from bench.capacity.measure import HEADER, class_latencies, closed_point, open_point, row
+from bench.capacity.stack import SandboxControl, Target, start_peer, start_portal_target
+from bench.issue_throughput import start_sandbox
+
+Verdicts = list[tuple[str, bool]]
+SERVED_MARGIN = 1.0  # served >= offered - 1 per second (79/s of 80/s)
+P99_SLACK_MS = 150.0  # p99 <= VOD latency + this
+REFUSAL_P99_TARGET_MS = 50.0
+
+
+def _table(title: str, points) -> None:
+    print(f"\n{title}\n{HEADER}\n{'-' * len(HEADER)}")
+    for point in points:
+        print(row(point))
+
+
+def sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str, gunicorn: tuple[int, int]
+          ) -> Verdicts:
+    """The portal as deployed (default VOD_QPS_LIMIT and wait), the sandbox at each latency:
+    open loop at --rate, then wrk at each of --clients."""
+    portal = start_portal_target(args.db_name, database_url=args.database_url, workdir=workdir,
+                                 sandbox=endpoint, redis_url=args.redis_url,
+                                 workers=gunicorn[0], threads=gunicorn[1])
+    verdicts: Verdicts = []
+    points = []
+    try:
+        for latency in args.latencies:
+            sandbox.configure(latency=latency / 1000)
+            point = open_point(portal, f"VOD +{latency:g} ms, open loop", rate=args.rate,
+                               warmup=args.warmup, duration=args.duration,
+                               timeout=args.timeout, redis_url=args.redis_url)
+            points.append(point)
+            print(f"  {point.label}: {point.spread}; generator late p99 "
+                  f"{point.open_loop.late_ms(0.99):.1f} ms, max {point.open_loop.late_ms(1):.1f}"
+                  f" ms; connections opened {point.open_loop.connections_opened}", flush=True)
+            served_ok = point.served_per_second >= args.rate - SERVED_MARGIN
+            p99_ok = point.latencies["p99"] <= latency + P99_SLACK_MS
+            verdicts.append((
+                f"sweep VOD +{latency:g} ms, {args.rate:g}/s open loop: served "
+                f"{point.served_per_second:.1f}/s >= {args.rate - SERVED_MARGIN:g}, p99 "
+                f"{point.latencies['p99']:.0f} ms <= {latency + P99_SLACK_MS:g}, errors "
+                f"{point.errors} == 0", served_ok and p99_ok and not point.errors))
+            for clients in args.clients:
+                point = closed_point(portal, f"VOD +{latency:g} ms, wrk {clients} clients",
+                                     workdir, clients=clients, warmup=args.warmup,
+                                     duration=args.duration, redis_url=args.redis_url)
+                points.append(point)
+                print(f"  {point.label}: {point.spread}", flush=True)
+    finally:
+        portal.stop()
+    _table(f"1. latency sweep: the portal as deployed ({gunicorn[0]} workers x {gunicorn[1]} "
+           "threads, VOD_QPS_LIMIT and VOD_QPS_MAX_WAIT_MS as settings default them); "
+           "latencies in ms from the scheduled send (open loop) or from wrk (closed); CPU and "
+           "PG: ms per 2xx answer", points)
+    return verdicts
+
+
+def busiest_second(times: list[float]) -> tuple[int, int]:
+    """(most arrivals in one calendar second, most in any sliding one-second window)."""
+    calendar = max(Counter(int(moment) for moment in times).values(), default=0)
+    ordered, sliding, first = sorted(times), 0, 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= 1.0:
+            first += 1
+        sliding = max(sliding, last - first + 1)
+    return calendar, sliding
+
+
+def _overload_counts(database_url: str) -> tuple[int, dict[str, int], int]:
+    """Upload rows, rows by status, and `video.credential.failed` events whose code is
+    QpsLimitReached, in the overload portal's database."""
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        statuses = dict(connection.execute(
+            "SELECT status, count(*) FROM uploads_videoupload GROUP BY status").fetchall())
+        refused = connection.execute(
+            "SELECT count(*) FROM uploads_auditevent WHERE action = "
+            "'video.credential.failed' AND data->>'code' = 'QpsLimitReached'").fetchone()[0]
+    return sum(statuses.values()), statuses, refused
+
+
+def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
+    """A sandbox that throttles past --vod-qps per second (as VOD does), the portal limited
+    to the same, offered --overload-rate per second."""
+    process, endpoint = start_sandbox("--latency-ms", f"{args.overload_latency:g}",
+                                      "--qps-limit", str(args.vod_qps))
+    portal = None
+    try:
+        portal = start_portal_target(args.db_name, database_url=args.database_url,
+                                     workdir=workdir, sandbox=endpoint,
+                                     redis_url=args.redis_url, workers=gunicorn[0],
+                                     threads=gunicorn[1],
+                                     extra_env={"VOD_QPS_LIMIT": str(args.vod_qps)})
+        point = open_point(portal, f"VOD +{args.overload_latency:g} ms, {args.overload_rate:g}/s",
+                           rate=args.overload_rate, warmup=args.warmup,
+                           duration=args.duration, timeout=args.timeout,
+                           redis_url=args.redis_url)
+        calls = SandboxControl(endpoint).arrivals("CreateUploadVideo")
+        rows, by_status, refused_events = _overload_counts(portal.database_url)
+    finally:
+        if portal is not None:
+            portal.stop()
+        process.terminate()
+        process.wait(timeout=30)
+    result = point.open_loop
+    every = result.statuses(measured_only=False)
+    calendar, sliding = busiest_second([call[0] for call in calls])
+    throttled = sum(1 for call in calls if call[2] == "Throttling")
+    admitted, refusals = class_latencies(result, "2xx"), class_latencies(result, "429")
+    refusal_answers = [answer for answer in result.answers if answer.status == 429]
+    without_retry_after = sum(1 for answer in refusal_answers if not answer.retry_after)
+    no_answer = every["timeout"] + every["conn"]
+    print(f"\n2. overload: sandbox +{args.overload_latency:g} ms and --qps-limit {args.vod_qps}, "
+          f"portal VOD_QPS_LIMIT={args.vod_qps}, {args.overload_rate:g}/s offered open loop "
+          f"for {args.warmup:g} + {args.duration:g} s")
+    print(f"{HEADER}\n{'-' * len(HEADER)}\n{row(point)}")
+    print(f"  workers: {point.spread}; connections opened {result.connections_opened}, "
+          f"most requests in flight {result.most_in_flight}; generator late p99 "
+          f"{result.late_ms(0.99):.1f} ms")
+    print(f"  sandbox: {len(calls)} CreateUploadVideo calls; most in one calendar second "
+          f"{calendar}, in any sliding 1-s window {sliding}; Throttling answers {throttled}")
+    print(f"  admitted (2xx): {point.served_per_second:.1f}/s, p50 {admitted['p50']:.0f} ms, "
+          f"p99 {admitted['p99']:.0f} ms")
+    print(f"  refused (429): {point.counts['429']} in the window ({every['429']} in all), "
+          f"p50 {refusals['p50']:.0f} ms, p99 {refusals['p99']:.0f} ms; without Retry-After "
+          f"{without_retry_after}")
+    print(f"  no answer: {every['timeout']} client timeouts ({args.timeout:g} s), "
+          f"{every['conn']} connection errors; 5xx {every['5xx']}, other {every['other']}")
+    print(f"  database: {rows} upload rows {by_status} for {every['2xx']} 2xx answers; "
+          f"{refused_events} QpsLimitReached failure events for {every['429']} 429 answers "
+          "(warm-up included)")
+    refusal_p99 = refusals["p99"]
+    return [
+        (f"overload: sandbox saw <= {args.vod_qps} CreateUploadVideo in any 1-s window "
+         f"(calendar {calendar}, sliding {sliding})", sliding <= args.vod_qps),
+        (f"overload: no Throttling from the sandbox ({throttled})", throttled == 0),
+        (f"overload: 429 p99 <= {REFUSAL_P99_TARGET_MS:g} ms ({refusal_p99:.0f})",
+         not math.isnan(refusal_p99) and refusal_p99 <= REFUSAL_P99_TARGET_MS),
+        (f"overload: every 429 carries Retry-After ({without_retry_after} of "
+         f"{len(refusal_answers)} without)", without_retry_after == 0),
+        (f"overload: no client timeouts or connection errors ({no_answer})", no_answer == 0),
+        (f"overload: rows == 2xx answers, no row for a refused request ({rows} rows, "
+         f"{every['2xx']} 2xx)", rows == every["2xx"]),
+        (f"overload: one QpsLimitReached audit event per 429 ({refused_events} events, "
+         f"{every['429']} 429s)", refused_events == every["429"]),
+    ]
+
+
+def _per_credential(points, attribute: str) -> float:
+    """Over several runs: total CPU / total credentials, from each run's per-credential
+    figure and its credentials."""
+    credentials = sum(point.counts["2xx"] for point in points)
+    total = sum(getattr(point, attribute) * point.counts["2xx"] for point in points
+                if point.counts["2xx"])
+    return total / credentials if credentials else math.nan
+
+
+def peer_comparison(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
+                    gunicorn: tuple[int, int]) -> Verdicts:
+    """Portal and peer in turn (portal, peer, portal, peer, ...), open loop at --rate with the
+    sandbox at --peer-latency, then wrk at --peer-clients with no VOD latency."""
+    targets: list[Target] = []
+    try:
+        # The peer has no limiter: the portal's is on (its Redis calls are counted) but set
+        # high enough never to bind, so both issue every credential they are asked for.
+        targets.append(start_portal_target(
+            args.db_name, database_url=args.database_url, workdir=workdir, sandbox=endpoint,
+            redis_url=args.redis_url, workers=gunicorn[0], threads=gunicorn[1],
+            extra_env={"VOD_QPS_LIMIT": "1000000"}))
+        targets.append(start_peer(f"{args.db_name}_peer", database_url=args.database_url,
+                                  workdir=workdir, sandbox=endpoint, workers=gunicorn[0],
+                                  threads=gunicorn[1], conn_max_age=args.peer_conn_max_age))
+        points = {"open": [], "closed": []}
+        sandbox.configure(latency=args.peer_latency / 1000)
+        for _ in range(args.rounds):
+            for target in targets:
+                points["open"].append(open_point(
+                    target, f"{target.name}, VOD +{args.peer_latency:g} ms", rate=args.rate,
+                    warmup=args.warmup, duration=args.duration, timeout=args.timeout,
+                    redis_url=args.redis_url))
+        sandbox.configure(latency=0)
+        for _ in range(args.rounds):
+            for target in targets:
+                points["closed"].append(closed_point(
+                    target, f"{target.name}, VOD +0 ms", workdir, clients=args.peer_clients,
+                    warmup=args.warmup, duration=args.duration, redis_url=args.redis_url))
+    finally:
+        for target in targets:
+            target.stop()
+    _table(f"3. the naive peer (bench/peer/, CONN_MAX_AGE={args.peer_conn_max_age}) against "
+           f"the portal (VOD_QPS_LIMIT not binding), interleaved, {gunicorn[0]} workers x "
+           f"{gunicorn[1]} threads each", points["open"] + points["closed"])
+    for point in points["open"] + points["closed"]:
+        print(f"  {point.label} ({point.mode}): {point.spread}")
+    verdicts: Verdicts = []
+    for mode, load in (("open", f"{args.rate:g}/s, VOD +{args.peer_latency:g} ms"),
+                       ("closed", f"{args.peer_clients} clients, VOD +0 ms")):
+        mine = [point for point in points[mode] if point.target == "portal"]
+        theirs = [point for point in points[mode] if point.target == "peer"]
+        cpu = {name: _per_credential(runs, "cpu_ms") for name, runs in
+               (("portal", mine), ("peer", theirs))}
+        pg = {name: _per_credential(runs, "pg_ms") for name, runs in
+              (("portal", mine), ("peer", theirs))}
+        rate = {name: sum(point.served_per_second for point in runs) / len(runs)
+                for name, runs in (("portal", mine), ("peer", theirs))}
+        ratio = cpu["portal"] / cpu["peer"]
+        print(f"  {mode} loop ({load}): CPU ms/credential portal {cpu['portal']:.2f}, peer "
+              f"{cpu['peer']:.2f} -> {ratio:.2f}x; PostgreSQL ms/credential portal "
+              f"{pg['portal']:.2f}, peer {pg['peer']:.2f}; credentials/s portal "
+              f"{rate['portal']:.1f}, peer {rate['peer']:.1f}")
+        verdicts.append((f"peer, {mode} loop ({load}): portal CPU per credential <= 1.5x the "
+                         f"peer's ({ratio:.2f}x)", ratio <= 1.5))
+    return verdicts
