@@ -566,7 +566,6 @@ def summarize_profile(paths: list[Path], top: int = 25) -> str:
         "per-user throttle (Redis)": "_UserMovingWindowThrottle.allow_request (",
         "request validation (is_valid)": "BaseSerializer.is_valid (",
         "response (issued_response)": "UploadViewSet.issued_response (",
-        "the requesting row's INSERT (Model.save)": "_issue (uploads/services/issuing.py",
     }
     # Whole libraries, matched anywhere in the frame.
     libraries = {

@@ -13,6 +13,9 @@
    rows and audit events left in the database.
 3. The naive peer (bench/peer/) and the portal in turn, at 80/s open loop with VOD +150 ms,
    and at 64 clients with no VOD latency: CPU per credential, rate, latency.
+4. Audit appends per second from two processes x 8 threads on one PostgreSQL, with the
+   chain sealed by each writer under the lock (as before the sealer) and by the background
+   sealer (bench/audit_appends.py).
 
 Needs PostgreSQL (--database-url: its database and <name>_peer are dropped and recreated),
 Redis (--redis-url: flushed) and wrk. Exit status 0 when every verdict passes, else 1.
@@ -30,12 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.capacity.phases import overload, peer_comparison, sweep
+from bench.capacity.phases import audit_appends, overload, peer_comparison, sweep
 from bench.capacity.stack import SandboxControl, gunicorn_defaults
 from bench.issue_throughput import load_average, machine, postgres_version, start_sandbox
 from tests.stack import ROOT
 
-PARTS = ("sweep", "overload", "peer")
+PARTS = ("sweep", "overload", "peer", "audit")
 
 
 def _numbers(text: str) -> list[float]:
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             verdicts += overload(args, workdir, gunicorn)
         if "peer" in args.parts:
             verdicts += peer_comparison(args, workdir, sandbox, endpoint, gunicorn)
+        if "audit" in args.parts:
+            verdicts += audit_appends(args)
     finally:
         process.terminate()
         process.wait(timeout=30)

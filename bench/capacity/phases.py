@@ -1,15 +1,19 @@
-"""The three parts of the capacity bench (issue 13): the latency sweep, overload, and the
-naive peer. Each prints its table and returns its verdicts [(text, passed)]."""
+"""The four parts of the capacity bench (issue 13): the latency sweep, overload, the naive
+peer, and audit appends. Each prints its table and returns its verdicts [(text, passed)]."""
 
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 from bench.capacity.measure import HEADER, class_latencies, closed_point, open_point, row
 from bench.capacity.stack import SandboxControl, Target, start_peer, start_portal_target
 from bench.issue_throughput import start_sandbox
+from tests.stack import ROOT
 
 Verdicts = list[tuple[str, bool]]
 SERVED_MARGIN = 1.0  # served >= offered - 1 per second (79/s of 80/s)
@@ -221,3 +225,27 @@ def peer_comparison(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
         verdicts.append((f"peer, {mode} loop ({load}): portal CPU per credential <= 1.5x the "
                          f"peer's ({ratio:.2f}x)", ratio <= 1.5))
     return verdicts
+
+
+# The ceiling the issue sets for audit appends (item 4).
+AUDIT_APPENDS_TARGET = 1000.0
+
+
+def audit_appends(args) -> Verdicts:
+    """Part 4: bench/audit_appends.py at 2 processes x 8 threads, both ways of sealing; the
+    verdict is on the background sealer's appends/s."""
+    print("\n4. audit appends: 2 processes x 8 threads calling audit.record on one "
+          "PostgreSQL (bench/audit_appends.py)", flush=True)
+    database_url = args.database_url.rsplit("/", 1)[0] + f"/{args.db_name}_audit"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "audit_appends.py"), "--configs", "2x8",
+         "--seconds", f"{args.duration / 2:g}", "--database-url", database_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    print(result.stdout.rstrip(), flush=True)
+    rates = {mode: float(rate) for mode, rate in
+             re.findall(r"^(inline|sealer)\s+2x8\s+(\d+(?:\.\d+)?)", result.stdout, re.M)}
+    sealer = rates.get("sealer", 0.0)
+    return [(f"audit: appends/s with the background sealer >= {AUDIT_APPENDS_TARGET:g} "
+             f"({sealer:.0f}/s; with AUDIT_SEAL_INLINE, each writer sealing under the lock: "
+             f"{rates.get('inline', 0.0):.0f}/s)", sealer >= AUDIT_APPENDS_TARGET),
+            ("audit: audit_verify passes over every appended event", result.returncode == 0)]
