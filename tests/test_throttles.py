@@ -175,20 +175,22 @@ def test_a_first_call_holds_its_slot_until_a_second_after_its_answer(sandbox, se
     assert limiter._warm.is_set()
 
 
-def test_a_call_that_misses_its_moment_books_a_new_one(sandbox, settings):
-    """The service booked, then its own work took longer than the margin: the call is not
-    sent on the stale booking (VOD would receive it inside the next slot's second)."""
+def test_a_call_that_misses_its_moment_holds_its_slot_from_when_it_leaves(sandbox, settings):
+    """The service booked, then its own work took longer than the lead and the margin: the
+    call's slot is counted from when it actually left, so the next call waits for that."""
     from uploads import vod
 
     limiter._warm.set()
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 3000
     booking = limiter.book_call("CreateUploadVideo")
-    started = time.monotonic()
     with booking:
-        while time.monotonic() - started < 0.05:  # the caller's work, past the margin
+        while time.monotonic() < booking.send_at + 0.2:  # the caller's work, 200 ms late
             pass
         vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-first")
-    # The stale booking still holds its second: the new one comes after it.
-    assert time.monotonic() - started >= 1.0
-    assert sandbox.count_calls("CreateUploadVideo") == 1
+    left = time.monotonic()
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-second")
+    first, second = [call["time"] for call in sandbox.calls
+                     if call["action"] == "CreateUploadVideo"]
+    assert (second - first).total_seconds() >= 1.0
+    assert time.monotonic() - left >= 0.9

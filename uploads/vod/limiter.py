@@ -20,10 +20,13 @@ its slot at the span's end). The latest arrival moment is:
   session (about 0.1 s, before anything is sent). Their slot is held until the answer comes
   back, plus one second.
 
-So capacity is `limit / (1 s + margin)`, whatever VOD's latency.
+So capacity is `limit / (1 s + margin)`, whatever VOD's latency. A call that leaves later
+than its moment plus the margin (its thread starved of CPU) holds its slot from when it
+leaves instead, or books anew if a later booking may already rely on the old slot's end.
 
-The service books before it writes the upload row (`book_call`), so a request refused
-here leaves no row; the gateway's next call of that operation uses the booking.
+The service books before it writes the upload row (`book_call`, at least 20 ms ahead, the
+time that takes), so a request refused here leaves no row; the gateway's next call of that
+operation uses the booking.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ from .types import VodThrottled
 logger = logging.getLogger("uploads.vod")
 
 KEY_PREFIX = "vodportal:vod-qps:"
+# A send moment is booked at least this far ahead: the service books before it writes the
+# upload row, and the call must leave within VOD_QPS_MARGIN_MS of its moment (a late one
+# books anew, wasting its slot). Not counted as waiting (VOD_QPS_MAX_WAIT_MS).
+_LEAD = 0.02
 # A first call's slot is held this long until its answer shortens it (longer than any call
 # can take), so a process that dies mid-call frees its slots by itself.
 _UNTIL_ANSWERED = 120.0
@@ -55,14 +62,16 @@ _UNTIL_ANSWERED = 120.0
 # Atomic booking on Redis's own clock (app servers' clocks may disagree). KEYS[1]: the held
 # slots, scored by when each frees; KEYS[2]: the newest send moment booked. Sends are booked
 # in time order, so a new send at `at` overlaps every slot freeing after `at`: at most
-# limit - 1 of them may. ARGV: limit, call id, hold seconds, longest wait seconds.
-# Answers "0:<wait>" when booked (send after <wait> seconds), "1:<wait>" when refused.
+# limit - 1 of them may. ARGV: limit, call id, hold seconds, longest wait seconds, lead
+# seconds. Answers "0:<wait>" when booked (send after <wait> seconds), "1:<wait>" when
+# refused.
 _BOOK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local limit = tonumber(ARGV[1])
+local lead = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local at = now
+local at = now + lead
 local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
 if newest > at then at = newest end
 local held = redis.call('ZCARD', KEYS[1])
@@ -70,8 +79,8 @@ if held >= limit then
   local bound = redis.call('ZRANGE', KEYS[1], held - limit, held - limit, 'WITHSCORES')
   if tonumber(bound[2]) > at then at = tonumber(bound[2]) end
 end
-if at - now > tonumber(ARGV[4]) then
-  return '1:' .. tostring(at - now)
+if at - now - lead > tonumber(ARGV[4]) + 0.000001 then
+  return '1:' .. tostring(at - now - lead)
 end
 redis.call('ZADD', KEYS[1], at + tonumber(ARGV[3]), ARGV[2])
 local ttl = math.ceil((at - now + tonumber(ARGV[3])) * 1000) + 1000
@@ -79,10 +88,12 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('SET', KEYS[2], tostring(at), 'PX', ttl)
 return '0:' .. tostring(at - now)
 """
-# A first call was answered: its slot frees one second from now. ARGV: call id.
-_ANSWERED = """
+# A call's slot now frees ARGV[2] seconds from now (a first call answered: 1 s; a call
+# leaving late: its hold from now). ARGV: call id, seconds.
+_HOLD_FROM_NOW = """
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000 + 1, ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2]),
+           ARGV[1])
 return 1
 """
 
@@ -93,18 +104,19 @@ class _RedisSlots:
     def __init__(self, url: str):
         self._client = redis.Redis.from_url(url)
         self._book = self._client.register_script(_BOOK)
-        self._answered = self._client.register_script(_ANSWERED)
+        self._hold_from_now = self._client.register_script(_HOLD_FROM_NOW)
 
     def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str) -> tuple[bool, float]:
-        """(booked, seconds until the send moment, or until a booking could be had)."""
+             call_id: str, lead: float) -> tuple[bool, float]:
+        """(booked, seconds until the send moment; or refused, seconds of waiting it would
+        have taken)."""
         answer = self._book(keys=[KEY_PREFIX + operation, KEY_PREFIX + operation + ":newest"],
-                            args=[limit, call_id, hold, longest_wait]).decode()
+                            args=[limit, call_id, hold, longest_wait, lead]).decode()
         refused, _, wait = answer.partition(":")
         return refused == "0", max(0.0, float(wait))
 
-    def answered(self, operation: str, call_id: str) -> None:
-        self._answered(keys=[KEY_PREFIX + operation], args=[call_id])
+    def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
+        self._hold_from_now(keys=[KEY_PREFIX + operation], args=[call_id, seconds])
 
     def clear(self) -> None:
         for key in self._client.scan_iter(match=KEY_PREFIX + "*"):
@@ -120,25 +132,25 @@ class _LocalSlots:
         self._newest: dict[str, float] = {}
 
     def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str) -> tuple[bool, float]:
+             call_id: str, lead: float) -> tuple[bool, float]:
         with self._lock:
             now = time.monotonic()
             frees = {held: at for held, at in self._frees.get(operation, {}).items() if at > now}
-            at = max(now, self._newest.get(operation, 0.0))
+            at = max(now + lead, self._newest.get(operation, 0.0))
             ordered = sorted(frees.values())
             if len(ordered) >= limit:
                 at = max(at, ordered[len(ordered) - limit])
-            if at - now > longest_wait:
-                return False, at - now
+            if at - now - lead > longest_wait + 1e-6:  # (floating point)
+                return False, at - now - lead
             self._frees[operation] = {**frees, call_id: at + hold}
             self._newest[operation] = at
             return True, at - now
 
-    def answered(self, operation: str, call_id: str) -> None:
+    def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
         with self._lock:
             frees = self._frees.get(operation, {})
             if call_id in frees:
-                frees[call_id] = time.monotonic() + 1
+                frees[call_id] = time.monotonic() + seconds
 
     def clear(self) -> None:
         with self._lock:
@@ -183,15 +195,16 @@ class Booking:
         _booked.reset(self._token)
 
 
-def _book(operation: str) -> Booking:
-    """Book a send moment for one `operation` call; raise when refused."""
+def _book(operation: str, lead: float = 0.0) -> Booking:
+    """Book a send moment for one `operation` call, at least `lead` seconds ahead; raise
+    when refused."""
     until_answered = not _warm.is_set()
     hold = _UNTIL_ANSWERED if until_answered else 1 + settings.VOD_QPS_MARGIN_MS / 1000
     call_id = uuid.uuid4().hex
     try:
         booked, wait = _slots(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
-            call_id)
+            call_id, lead)
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise DependencyUnavailable(
@@ -212,7 +225,7 @@ def book_call(operation: str) -> Booking:
     """
     if settings.VOD_QPS_LIMIT <= 0:
         return Booking(operation, 0.0)  # limit switched off: send at once
-    return _book(operation)
+    return _book(operation, _LEAD)
 
 
 # Bookings made ahead in this context and not yet used.
@@ -243,25 +256,32 @@ def vod_call_slot(operation: str) -> Iterator[None]:
     finally:
         _warm.set()  # VOD answered (or failed): the SDK's session exists now
         if booking is not None and booking.until_answered:
-            _answered(booking)
+            _hold(booking, 1.0, sent=True)
 
 
-# How many times a call that missed its moment books again before giving up.
+# How many times a very late call books anew before giving up.
 _REBOOKINGS = 3
 
 
 def _on_time(booking: Booking) -> Booking:
-    """Wait for the booking's moment; a call that comes later than the margin allows (its
-    thread starved of CPU, or the caller's own work took longer than the wait) books anew:
-    its old slot no longer covers when VOD will receive it. Raises VodThrottled when no new
-    moment can be had."""
+    """Wait for the booking's moment. A call that leaves later than the margin allows (its
+    thread starved of CPU, or the caller's work took longer than the lead) holds its slot
+    from when it leaves instead; one so late that a later booking may rely on its old end
+    books anew. Raises VodThrottled when no new moment can be had, DependencyUnavailable
+    when Redis cannot be told."""
     late_by = 0.0
     for _ in range(_REBOOKINGS + 1):
         delay = booking.send_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         late_by = time.monotonic() - booking.send_at
-        if not booking.call_id or late_by <= settings.VOD_QPS_MARGIN_MS / 1000:
+        margin = settings.VOD_QPS_MARGIN_MS / 1000
+        if not booking.call_id or booking.until_answered or late_by <= margin:
+            return booking
+        # Extending the slot from now is safe while no booking already made can lie past its
+        # old end: bookings reach at most VOD_QPS_MAX_WAIT_MS plus the lead ahead of now.
+        if late_by < 1 + margin - settings.VOD_QPS_MAX_WAIT_MS / 1000 - _LEAD:
+            _hold(booking, 1 + margin, sent=False)
             return booking
         booking = _book(booking.operation)
     logger.warning("VOD limiter: a %s call kept missing its moment (last by %.0f ms)",
@@ -270,10 +290,14 @@ def _on_time(booking: Booking) -> Booking:
                        code="QpsLimitReached", retry_after=1, operation=booking.operation)
 
 
-def _answered(booking: Booking) -> None:
+def _hold(booking: Booking, seconds: float, *, sent: bool) -> None:
+    """Hold the booking's slot until `seconds` from now."""
     try:
-        _slots(settings.REDIS_URL).answered(booking.operation, booking.call_id)
-    except redis.exceptions.RedisError:
+        _slots(settings.REDIS_URL).hold_from_now(booking.operation, booking.call_id, seconds)
+    except redis.exceptions.RedisError as exc:
+        if not sent:
+            raise DependencyUnavailable(
+                "redis", "The VOD rate limiter's store (Redis) is unavailable.") from exc
         # VOD has answered by now: losing its answer for the limiter's bookkeeping would be
         # worse. The slot frees itself after _UNTIL_ANSWERED.
         logger.warning("VOD limiter: could not free a slot of %s (Redis unavailable)",
