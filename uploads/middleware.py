@@ -4,9 +4,11 @@ carried into every log line of the request (a contextvar), audit events and erro
 import contextvars
 import logging
 import re
+import time
 import uuid
 
 from django.conf import settings
+from django.http import JsonResponse
 
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id",
@@ -51,3 +53,50 @@ class RequestIdLogFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id.get()
         return True
+
+
+logger = logging.getLogger("uploads.api")
+# X-Request-Start as proxies write it: "t=1733000000.123" (nginx's $msec), or a bare number
+# of seconds, milliseconds or microseconds since the epoch.
+_REQUEST_START = re.compile(r"^(?:t=)?(\d{9,16})(?:\.(\d{1,6}))?$")
+
+
+def queued_for(request) -> float | None:
+    """Seconds since the proxy in front received the request (its X-Request-Start), or None
+    when there is no such header or it makes no sense (in the future, unparseable)."""
+    match = _REQUEST_START.match(request.headers.get("X-Request-Start", "").strip())
+    if not match:
+        return None
+    whole, fraction = match.group(1), match.group(2) or ""
+    started = float(f"{whole}.{fraction}" if fraction else whole)
+    while started > 1e11:  # milliseconds or microseconds
+        started /= 1000
+    waited = time.time() - started
+    return waited if waited >= 0 else None
+
+
+class QueueTimeMiddleware:
+    """Answers 503 `overloaded` (Retry-After: 1), before any work, to a request that has
+    waited longer than REQUEST_MAX_QUEUE_MS since the proxy in front received it.
+
+    When the portal's CPU cannot keep up, requests wait in gunicorn's queue; by the time a
+    thread takes one, its client may have given up, and issuing it would spend a VOD call
+    and an upload row on nobody. Only the proxy knows when a request arrived: it must set
+    X-Request-Start (nginx: `proxy_set_header X-Request-Start "t=${msec}";`). Without the
+    header nothing is refused. A client that forges it can only get itself refused.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.REQUEST_MAX_QUEUE_MS / 1000
+        waited = queued_for(request) if limit > 0 else None
+        if waited is not None and waited > limit:
+            logger.info("overloaded: refused a request queued for %.0f ms", waited * 1000)
+            return JsonResponse(
+                {"code": "overloaded", "detail": "vodportal is overloaded; this request "
+                 f"waited {waited * 1000:.0f} ms before it could be served. Retry after the "
+                 "given delay.", "request_id": getattr(request, "request_id", "")},
+                status=503, headers={"Retry-After": "1"})
+        return self.get_response(request)

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "uploads.middleware.RequestIdMiddleware",
+    "uploads.middleware.QueueTimeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -240,6 +241,9 @@ VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
 # The account's VOD QPS limit per operation (80/s in most regions, 40/s in some): vodportal
 # keeps its own calls under it, across every process through Redis (REDIS_URL).
 VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)
+# A request that waited longer than this since the proxy in front received it (its
+# X-Request-Start header) is answered 503 `overloaded` before any work. 0: never.
+REQUEST_MAX_QUEUE_MS = env.int("REQUEST_MAX_QUEUE_MS", default=1000)
 # How far ahead a call may be booked (it waits that long) before it is refused with a 429
 # at once: short, so that a burst gets fast refusals instead of a queue (uploads/vod/limiter.py).
 VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=100)

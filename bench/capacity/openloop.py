@@ -13,6 +13,7 @@ Plain asyncio streams and HTTP/1.1; nothing to install.
 from __future__ import annotations
 
 import asyncio
+import time
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -189,7 +190,11 @@ async def _run(host: str, port: int, requests: list[bytes], rate: float, warmup:
         answer = Answer(due=due, done=0.0, status=None, in_window=in_window,
                         started=loop.time())
         try:
-            status, headers = await asyncio.wait_for(exchange(payload), timeout)
+            # As the proxy in front would (nginx: "t=${msec}"): when the request arrived.
+            arrived = time.time() - (loop.time() - due)
+            stamped = payload.replace(b"\r\n\r\n", f"\r\nX-Request-Start: t={arrived:.3f}"
+                                      "\r\n\r\n".encode(), 1)
+            status, headers = await asyncio.wait_for(exchange(stamped), timeout)
             answer.status, answer.retry_after = status, headers.get("retry-after")
         except TimeoutError:
             answer.error = "timeout"
