@@ -41,7 +41,8 @@ ERROR_STATUSES = {
     500: "Unexpected error (it is logged with the request id).",
     502: "VOD answered something unreadable (see Retry-After).",
     503: "VOD, the database or Redis is unavailable (`vod_unavailable`, "
-         "`database_unavailable`, `redis_unavailable`; see Retry-After), or vodportal is "
+         "`database_unavailable`, `redis_unavailable`; see Retry-After), vodportal is "
+         "overloaded (`overloaded`: the request waited too long behind busy workers), or "
          "misconfigured (`vod_not_configured`).",
     504: "VOD did not answer in time.",
 }
