@@ -185,3 +185,15 @@ def concurrently(*calls):
     for thread in threads:
         thread.join(timeout=120)
     return results
+
+
+def wait_until(condition, *, timeout: float, what: str):
+    """Poll `condition` until it returns something truthy, and return that; fail naming
+    `what` after `timeout` seconds. The one way tests wait for something to happen."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.02)
+    return result

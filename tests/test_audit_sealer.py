@@ -4,13 +4,13 @@ a sealer chains them in order, and nothing it refuses or leaves behind goes unre
 import logging
 import os
 import threading
-import time
 
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from tests.conftest import wait_until
 from uploads import audit, audit_sealer, audit_triggers
 from uploads.models import AuditEvent
 
@@ -31,14 +31,6 @@ def unsealed(settings, monkeypatch):
     """Events are written unsealed and stay so until the test calls the sealer."""
     settings.AUDIT_SEAL_INLINE = False
     monkeypatch.setattr(audit_sealer, "wake", lambda: None)
-
-
-def wait_until(condition, timeout=20.0):
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the sealer"
-        time.sleep(0.02)
 
 
 def pending():
@@ -76,7 +68,7 @@ def test_the_background_sealer_chains_what_parallel_writers_wrote(background):
         thread.join()
 
     assert errors == []
-    wait_until(lambda: pending() == 0)
+    wait_until(lambda: pending() == 0, timeout=20, what="the sealer")
     sequences = list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, 101))
     report = audit.verify_chain()
@@ -88,7 +80,7 @@ def test_an_event_rolled_back_with_its_caller_is_never_written(background):
         audit.record("test.event")
         raise RuntimeError("the caller's change failed")
     write(1)
-    wait_until(lambda: pending() == 0)
+    wait_until(lambda: pending() == 0, timeout=20, what="the sealer")
     assert AuditEvent.objects.count() == 1 and audit.verify_chain().ok
 
 
@@ -103,7 +95,7 @@ def test_the_sealer_outlives_a_database_error(background, monkeypatch, caplog):
 
     monkeypatch.setattr(audit_sealer, "_seal", failing_once)
     write(2)
-    wait_until(lambda: pending() == 0)
+    wait_until(lambda: pending() == 0, timeout=20, what="the sealer")
     assert failures and audit.verify_chain().ok
     assert "the audit sealer could not seal (DatabaseError: connection lost)" in caplog.text
 
@@ -116,7 +108,7 @@ def test_a_forked_child_starts_a_sealer_of_its_own(background):
         os._exit(0 if audit_sealer._sealer is None else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    wait_until(lambda: pending() == 0)
+    wait_until(lambda: pending() == 0, timeout=20, what="the sealer")
 
 
 def test_a_busy_lock_leaves_the_work_to_its_holder(unsealed):

@@ -5,12 +5,12 @@ PostgreSQL that refuses connections for a moment."""
 import shutil
 import subprocess
 import threading
-import time
 
 import pytest
 import redis
 from django.db import connection
 
+from tests.conftest import wait_until
 from tests.stack import free_port
 from uploads.models import AuditEvent, ImageUpload, UploadStatus, VideoUpload
 from uploads.vod import limiter
@@ -34,17 +34,17 @@ def private_redis():
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
+    wait_until(lambda: _answers(client), timeout=10, what="redis-server to start")
     yield url, client
     process.kill()
     process.wait(timeout=10)
+
+
+def _answers(client) -> bool:
+    try:
+        return client.ping()
+    except redis.exceptions.ConnectionError:
+        return False
 
 
 def when_vod_is_called(sandbox, action, then):
@@ -54,10 +54,7 @@ def when_vod_is_called(sandbox, action, then):
 
     def watch():
         try:
-            deadline = time.monotonic() + 10
-            while sandbox.count_calls(action) == 0:
-                assert time.monotonic() < deadline, f"no {action} call arrived"
-                time.sleep(0.005)
+            wait_until(lambda: sandbox.count_calls(action), timeout=10, what=f"a {action} call")
             then()
         except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
             failures.append(exc)

@@ -13,11 +13,11 @@ the API.
 from __future__ import annotations
 
 import os
-import time
 
 import oss2
 import pytest
 
+from tests.conftest import wait_until
 from uploads.models import VodEvent, VodEventStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,14 +47,12 @@ def bucket_for(upload: dict, **kwargs) -> oss2.Bucket:
 
 def wait_for_status(api, path: str, status: str, timeout: float = 5.0) -> dict:
     """Poll the API until the record reaches `status` (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def reached():
         body = api.get(path).json()
-        if body["status"] == status:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} stayed {body['status']!r}, expected {status!r}")
-        time.sleep(0.02)
+        return body if body["status"] == status else None
+
+    return wait_until(reached, timeout=timeout, what=f"{path} to become {status!r}")
 
 
 def delivered(sandbox, event_type: str) -> dict:
