@@ -207,13 +207,20 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
             call_id, lead)
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
-        raise DependencyUnavailable(
-            "redis", "The VOD rate limiter's store (Redis) is unavailable.") from exc
+        raise _store_down() from exc
     if not booked:
-        raise VodThrottled(
-            "vodportal is holding VOD calls under the account's QPS limit.",
-            code="QpsLimitReached", retry_after=max(1, math.ceil(wait)), operation=operation)
+        raise _refused(operation, retry_after=max(1, math.ceil(wait)))
     return Booking(operation, time.monotonic() + wait, call_id, until_answered)
+
+
+def _refused(operation: str, *, retry_after: int) -> VodThrottled:
+    """Our own throttled error: VOD was not called."""
+    return VodThrottled("vodportal is holding VOD calls under the account's QPS limit.",
+                        code="QpsLimitReached", retry_after=retry_after, operation=operation)
+
+
+def _store_down() -> DependencyUnavailable:
+    return DependencyUnavailable("redis", "The VOD rate limiter's store (Redis) is unavailable.")
 
 
 def book_call(operation: str) -> Booking:
@@ -286,8 +293,7 @@ def _on_time(booking: Booking) -> Booking:
         booking = _book(booking.operation)
     logger.warning("VOD limiter: a %s call kept missing its moment (last by %.0f ms)",
                    booking.operation, late_by * 1000)
-    raise VodThrottled("vodportal is holding VOD calls under the account's QPS limit.",
-                       code="QpsLimitReached", retry_after=1, operation=booking.operation)
+    raise _refused(booking.operation, retry_after=1)
 
 
 def _hold(booking: Booking, seconds: float, *, sent: bool) -> None:
@@ -296,8 +302,7 @@ def _hold(booking: Booking, seconds: float, *, sent: bool) -> None:
         _slots(settings.REDIS_URL).hold_from_now(booking.operation, booking.call_id, seconds)
     except redis.exceptions.RedisError as exc:
         if not sent:
-            raise DependencyUnavailable(
-                "redis", "The VOD rate limiter's store (Redis) is unavailable.") from exc
+            raise _store_down() from exc
         # VOD has answered by now: losing its answer for the limiter's bookkeeping would be
         # worse. The slot frees itself after _UNTIL_ANSWERED.
         logger.warning("VOD limiter: could not free a slot of %s (Redis unavailable)",
