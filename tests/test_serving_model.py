@@ -26,7 +26,8 @@ USERS = [f"pooled{index}" for index in range(4)]
 @pytest.fixture(scope="module")
 def portal(sandbox_server, tmp_path_factory):
     """2 workers x 16 threads, and a pool of 2 connections per worker that makes a request
-    give up after 0.5 s without one (503 database_unavailable)."""
+    give up after 1.5 s without one (503 database_unavailable): half as long as a request
+    waits on VOD here, and ample for the database work alone on a loaded machine."""
     workdir = tmp_path_factory.mktemp("serving")
     portal = start_portal(
         sandbox_endpoint=sandbox_server.endpoint, access_key_id=SANDBOX_ACCESS_KEY_ID,
@@ -34,7 +35,7 @@ def portal(sandbox_server, tmp_path_factory):
         database_url=fresh_database_url(DATABASE_URL, "vodportal_serving", workdir),
         workdir=workdir, users=USERS,
         extra_env={"GUNICORN_WORKERS": str(WORKERS), "GUNICORN_THREADS": str(THREADS),
-                   "DATABASE_POOL_SIZE": str(POOL), "DATABASE_POOL_TIMEOUT": "0.5",
+                   "DATABASE_POOL_SIZE": str(POOL), "DATABASE_POOL_TIMEOUT": "1.5",
                    "API_CREDENTIAL_RATE": "100000/minute", "VOD_QPS_LIMIT": "100000"})
     yield portal
     portal.stop()
@@ -52,9 +53,11 @@ def backends(portal) -> int:
 
 
 def test_requests_waiting_on_vod_hold_no_database_connection(portal, sandbox):
-    """24 requests wait on VOD for a second each, at once, with 4 connections in all: every
-    one is answered, and PostgreSQL never sees more than the pools' connections."""
-    sandbox.faults.add(action="CreateUploadVideo", latency=1.0)
+    """24 requests wait on VOD for 3 s each, at once, with 4 connections in all: every one
+    is answered, and PostgreSQL never sees more than the pools' connections. A request that
+    held its connection through the VOD call would keep the others waiting past the pool's
+    timeout."""
+    sandbox.faults.add(action="CreateUploadVideo", latency=3.0)
     start = threading.Barrier(IN_FLIGHT + 1)
     counts: list[int] = []
 
