@@ -8,4 +8,4 @@ class UploadsConfig(AppConfig):
     name = "uploads"
 
     def ready(self):
-        from . import auth_audit, checks  # noqa: F401  (registers signal receivers, checks)
+        from . import auth_audit, checks, token_cache  # noqa: F401  (signal receivers, checks)

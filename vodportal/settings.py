@@ -306,6 +306,10 @@ REST_KNOX = {
     "TOKEN_PREFIX": "vodp_",
     "AUTH_HEADER_PREFIX": "Token",
 }
+# How long a token knox accepted is served from the shared cache (uploads/token_cache.py):
+# any ORM change of a user or token retires every entry at once; this bounds the rest.
+# Only with REDIS_URL: a per-process cache could not hear of another process's revocation.
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
 
 # How long an Idempotency-Key is remembered (the IETF draft and Stripe: at least 24 h).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)

@@ -1,10 +1,14 @@
 """API token authentication: django-rest-knox's, refusing malformed tokens before they reach
-the database."""
+the database, with the tokens it accepted remembered for a short while (uploads.token_cache).
+"""
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
 from rest_framework import exceptions
+
+from .. import token_cache
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -14,18 +18,27 @@ class TokenAuthentication(KnoxTokenAuthentication):
     knox decodes the presented token as UTF-8 and looks its prefix up as it is: bytes that
     are not UTF-8 raise UnicodeDecodeError (a 500), and a NUL makes PostgreSQL refuse the
     query (another 500). Every token knox issues is printable ASCII, so anything else is
-    refused as an invalid token before knox sees it.
+    refused as an invalid token before knox sees it. A token knox accepted is served from
+    uploads.token_cache until a user or token changes (or API_TOKEN_CACHE_SECONDS pass).
     """
 
     def authenticate_credentials(self, token: bytes):
-        """Refuse a token that no knox token can be, then let knox check it."""
+        """Refuse a token that no knox token can be; answer from the cache, or let knox
+        check it and remember what knox accepted."""
         try:
             text = token.decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not text.isprintable():
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        return super().authenticate_credentials(token)
+        if not token_cache.enabled():
+            return super().authenticate_credentials(token)
+        lookup = token_cache.Lookup(hash_token(text))
+        if lookup.found is not None:
+            return lookup.found
+        user, auth_token = super().authenticate_credentials(token)
+        lookup.remember(user, auth_token)
+        return user, auth_token
 
 
 class TokenScheme(KnoxTokenScheme):
