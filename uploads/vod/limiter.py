@@ -20,9 +20,12 @@ its slot at the span's end). The latest arrival moment is:
   session (about 0.1 s, before anything is sent). Their slot is held until the answer comes
   back, plus one second.
 
-So capacity is `limit / (1 s + margin)`, whatever VOD's latency. A call that leaves later
-than its moment plus the margin (its thread starved of CPU) holds its slot from when it
-leaves instead, or books anew if a later booking may already rely on the old slot's end.
+So capacity is `limit / (1 s + margin)`, whatever VOD's latency, while this process keeps
+time. Lateness is measured from the earliest the booked moment can have been (from before
+Redis was asked: a busy process may read Redis's answer late). A call that leaves later
+than its moment plus the margin (its thread starved of CPU) holds its slot until its
+answer, like a first call, or books anew if a later booking may already rely on the old
+slot's end: a saturated process loses capacity, never the limit.
 
 The service books before it writes the upload row (`book_call`, at least 20 ms ahead, the
 time that takes), so a request refused here leaves no row; the gateway's next call of that
@@ -175,13 +178,20 @@ _warm = threading.Event()
 
 @dataclass(eq=False)
 class Booking:
-    """A send moment booked for one `operation` call (time.monotonic), and whether its slot
-    is held until the answer (a first call) rather than for a fixed time."""
+    """A send moment booked for one `operation` call, and whether its slot is held until
+    the answer (a first call, or a late one) rather than for a fixed time.
+
+    Redis books on its own clock; this process learns the moment as "in `wait` seconds"
+    from an answer that may have waited for this thread (a busy process: the GIL, the CPU).
+    So the moment is known only within the Redis round trip: `send_at` (time.monotonic) is
+    its latest estimate, never before the booked moment (the call waits for it), and
+    `booked_at` its earliest, never after (lateness is measured from it)."""
 
     operation: str
     send_at: float
     call_id: str = ""
     until_answered: bool = False
+    booked_at: float = 0.0
     _token: contextvars.Token | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Booking:
@@ -201,6 +211,7 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
     until_answered = not _warm.is_set()
     hold = _UNTIL_ANSWERED if until_answered else 1 + settings.VOD_QPS_MARGIN_MS / 1000
     call_id = uuid.uuid4().hex
+    asked = time.monotonic()
     try:
         booked, wait = _slots(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
@@ -210,7 +221,8 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
         raise _store_down() from exc
     if not booked:
         raise _refused(operation, retry_after=max(1, math.ceil(wait)))
-    return Booking(operation, time.monotonic() + wait, call_id, until_answered)
+    return Booking(operation, time.monotonic() + wait, call_id, until_answered,
+                   booked_at=asked + wait)
 
 
 def _refused(operation: str, *, retry_after: int) -> VodThrottled:
@@ -272,23 +284,28 @@ _REBOOKINGS = 3
 
 def _on_time(booking: Booking) -> Booking:
     """Wait for the booking's moment. A call that leaves later than the margin allows (its
-    thread starved of CPU, or the caller's work took longer than the lead) holds its slot
-    from when it leaves instead; one so late that a later booking may rely on its old end
-    books anew. Raises VodThrottled when no new moment can be had, DependencyUnavailable
-    when Redis cannot be told."""
+    thread starved of CPU, the caller's work longer than the lead, or the booking's answer
+    slow to reach this thread) holds its slot until its answer instead, as a first call
+    does: VOD cannot have received it later than that. One so late that a later booking may
+    rely on its old end books anew. Raises VodThrottled when no new moment can be had,
+    DependencyUnavailable when Redis cannot be told."""
     late_by = 0.0
     for _ in range(_REBOOKINGS + 1):
         delay = booking.send_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        late_by = time.monotonic() - booking.send_at
+        # From the earliest the moment can have been: any wait for the booking's answer
+        # counts as lateness (measured from send_at, a call whose answer sat 40 ms behind
+        # busy threads looked on time while VOD saw 85 calls in a second).
+        late_by = time.monotonic() - booking.booked_at
         margin = settings.VOD_QPS_MARGIN_MS / 1000
         if not booking.call_id or booking.until_answered or late_by <= margin:
             return booking
-        # Extending the slot from now is safe while no booking already made can lie past its
-        # old end: bookings reach at most VOD_QPS_MAX_WAIT_MS plus the lead ahead of now.
+        # Extending the slot is safe while no booking already made can lie past its old
+        # end: bookings reach at most VOD_QPS_MAX_WAIT_MS plus the lead ahead of now.
         if late_by < 1 + margin - settings.VOD_QPS_MAX_WAIT_MS / 1000 - _LEAD:
-            _hold(booking, 1 + margin, sent=False)
+            _hold(booking, _UNTIL_ANSWERED, sent=False)
+            booking.until_answered = True
             return booking
         booking = _book(booking.operation)
     logger.warning("VOD limiter: a %s call kept missing its moment (last by %.0f ms)",
