@@ -23,9 +23,10 @@ its slot at the span's end). The latest arrival moment is:
 So capacity is `limit / (1 s + margin)`, whatever VOD's latency, while this process keeps
 time. Lateness is measured from the earliest the booked moment can have been (from before
 Redis was asked: a busy process may read Redis's answer late). A call that leaves later
-than its moment plus the margin (its thread starved of CPU) holds its slot until its
-answer, like a first call, or books anew if a later booking may already rely on the old
-slot's end: a saturated process loses capacity, never the limit.
+than its moment plus the margin (its thread starved of CPU) holds its slot from when it
+leaves (or, if Redis's answer to that comes back late too, until its answer), or books anew
+if a later booking may already rely on the old slot's end: a saturated process loses
+capacity, never the limit.
 
 The service books before it writes the upload row (`book_call`, at least 20 ms ahead, the
 time that takes), so a request refused here leaves no row; the gateway's next call of that
@@ -285,10 +286,9 @@ _REBOOKINGS = 3
 def _on_time(booking: Booking) -> Booking:
     """Wait for the booking's moment. A call that leaves later than the margin allows (its
     thread starved of CPU, the caller's work longer than the lead, or the booking's answer
-    slow to reach this thread) holds its slot until its answer instead, as a first call
-    does: VOD cannot have received it later than that. One so late that a later booking may
-    rely on its old end books anew. Raises VodThrottled when no new moment can be had,
-    DependencyUnavailable when Redis cannot be told."""
+    slow to reach this thread) holds its slot from when it leaves instead; one so late that
+    a later booking may rely on its old end books anew. Raises VodThrottled when no new
+    moment can be had, DependencyUnavailable when Redis cannot be told."""
     late_by = 0.0
     for _ in range(_REBOOKINGS + 1):
         delay = booking.send_at - time.monotonic()
@@ -301,16 +301,38 @@ def _on_time(booking: Booking) -> Booking:
         margin = settings.VOD_QPS_MARGIN_MS / 1000
         if not booking.call_id or booking.until_answered or late_by <= margin:
             return booking
-        # Extending the slot is safe while no booking already made can lie past its old
-        # end: bookings reach at most VOD_QPS_MAX_WAIT_MS plus the lead ahead of now.
-        if late_by < 1 + margin - settings.VOD_QPS_MAX_WAIT_MS / 1000 - _LEAD:
-            _hold(booking, _UNTIL_ANSWERED, sent=False)
-            booking.until_answered = True
+        if _extended(booking, margin):
             return booking
         booking = _book(booking.operation)
     logger.warning("VOD limiter: a %s call kept missing its moment (last by %.0f ms)",
                    booking.operation, late_by * 1000)
     raise _refused(booking.operation, retry_after=1)
+
+
+def _extended(booking: Booking, margin: float) -> bool:
+    """Make a late call's slot last from now (about when it leaves); False when it is too
+    late for that and must book anew.
+
+    Extending is safe while no booking already made can lie past the slot's old end:
+    bookings reach at most VOD_QPS_MAX_WAIT_MS plus the lead ahead of now. The new end is
+    set on Redis's clock: if Redis's answer takes longer than the margin to come back, when
+    it was set is not known closely enough, and the slot is held until the call's answer
+    (VOD cannot have received it later)."""
+    def may_extend() -> bool:
+        late_by = time.monotonic() - booking.booked_at
+        return late_by < 1 + margin - settings.VOD_QPS_MAX_WAIT_MS / 1000 - _LEAD
+
+    if not may_extend():
+        return False
+    asked = time.monotonic()
+    _hold(booking, 1 + margin, sent=False)
+    if time.monotonic() - asked <= margin:
+        return True
+    if not may_extend():
+        return False
+    _hold(booking, _UNTIL_ANSWERED, sent=False)
+    booking.until_answered = True
+    return True
 
 
 def _hold(booking: Booking, seconds: float, *, sent: bool) -> None:
