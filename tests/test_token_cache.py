@@ -203,3 +203,18 @@ def test_the_api_answers_a_cached_token_and_refuses_it_once_revoked(holder, clie
     token_row.delete()
 
     assert client.get("/api/v1/videos/", **headers).status_code == 401
+
+
+def test_an_unreadable_entry_is_ignored_and_replaced(holder, cache_on):
+    _, _, token = holder
+    key = "vodportal:api-token:" + hash_token(token)
+    authenticate(token)
+    generation = cache_on.get("vodportal:api-token:generation").decode()
+    for junk in ("not json", json.dumps([generation, ["x"], ["y"]]),
+                 json.dumps([generation, [], []]), json.dumps({"a": 1})):
+        cache_on.set(key, junk)
+
+        user, _, queries = authenticate(token)
+
+        assert user.username == "dana" and queries == 2
+        assert authenticate(token)[2] == 0  # knox's answer was cached again

@@ -30,6 +30,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -112,9 +113,14 @@ class Lookup:
             self.generation = None
             return
         if entry is not None:
-            generation, user_values, token_values = json.loads(entry)
-            if generation == self.generation.decode():
-                self.found = _rebuild(user_values, token_values)
+            try:
+                generation, user_values, token_values = json.loads(entry)
+                if generation == self.generation.decode():
+                    self.found = _rebuild(user_values, token_values)
+            except (ValueError, TypeError, ValidationError):
+                # Not what remember() writes (a foreign write, another version's shape):
+                # knox decides, and its answer replaces the entry.
+                logger.warning("API token cache: an unreadable entry was ignored")
 
     def remember(self, user, token: AuthToken) -> None:
         """Cache what knox accepted, under the generation read before knox ran."""
@@ -152,7 +158,7 @@ def _retire_all() -> None:
                      "cached tokens within API_TOKEN_CACHE_SECONDS")
 
 
-def _changed(**kwargs) -> None:
+def _changed() -> None:
     if not enabled():
         return
     # After the commit: a lookup that read the old generation and then the old rows caches
