@@ -75,32 +75,26 @@ def test_the_cache_holds_neither_the_token_nor_a_password_hash(holder, cache_on)
     assert cache_on.exists("vodportal:api-token:" + hash_token(token))
 
 
-def test_a_revoked_token_is_refused_at_once(holder):
-    _, token_row, token = holder
-    authenticate(token)
-
+def _revoke(account, token_row):
     token_row.delete()
 
-    with pytest.raises(AuthenticationFailed):
-        authenticate(token)
 
-
-def test_a_deactivated_user_is_refused_at_once(holder):
-    account, _, token = holder
-    authenticate(token)
-
+def _deactivate(account, token_row):
     account.is_active = False
     account.save()
 
-    with pytest.raises(AuthenticationFailed):
-        authenticate(token)
+
+def _delete_user(account, token_row):
+    account.delete()
 
 
-def test_a_deleted_user_is_refused_at_once(holder):
-    account, _, token = holder
+@pytest.mark.parametrize("change", [_revoke, _deactivate, _delete_user],
+                         ids=["token revoked", "user deactivated", "user deleted"])
+def test_a_change_through_the_orm_refuses_the_cached_token_at_once(holder, change):
+    account, token_row, token = holder
     authenticate(token)
 
-    account.delete()
+    change(account, token_row)
 
     with pytest.raises(AuthenticationFailed):
         authenticate(token)
