@@ -57,9 +57,9 @@ def enabled() -> bool:
 
 @lru_cache(maxsize=4)
 def _client(url: str) -> redis.Redis:
-    # One client per URL for the process (thread-safe, pooled). Not Django's cache API:
-    # its Redis backend builds a new client object on every call, which cost more than the
-    # lookup saves (bench/README.md, "Capacity under VOD latency").
+    # One client per URL for the process (thread-safe, pooled), and JSON values. Not
+    # Django's cache API: its values are pickles, and unpickling on the authentication
+    # path would run whatever anyone able to write to Redis put there.
     return redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT_SECONDS,
                                 socket_connect_timeout=_REDIS_TIMEOUT_SECONDS)
 
