@@ -38,6 +38,30 @@ def test_image_ext_follows_the_original_file_name(api):
     assert response.json()["image_ext"] == "gif"
 
 
+@pytest.mark.parametrize("ext", ["heic", "webp"])
+def test_heic_and_webp_images_are_accepted(api, sandbox, ext):
+    """VOD takes HEIC and WebP images (SDK 3.12.1's CreateUploadImageRequest docs)."""
+    response = api.post("/api/v1/images/", {"image_type": "default",
+                                            "original_file_name": f"IMG_0001.{ext.upper()}"},
+                        format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["image_ext"] == ext
+    assert body["upload"]["object_key"].endswith(f".{ext}")
+    assert sandbox.get_image(body["image_id"])["ImageExt"] == ext
+
+
+def test_an_original_file_name_without_extension_is_accepted(api, sandbox):
+    """VOD's docs make OriginalFileName's extension optional; the format is ImageExt's."""
+    response = api.post("/api/v1/images/", {"image_type": "cover", "image_ext": "webp",
+                                            "original_file_name": "poster"}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["image_ext"] == "webp"
+    assert ImageUpload.objects.get(vod_id=response.json()["image_id"]).file_name == "poster"
+
+
 def test_image_ext_defaults_to_png(api):
     response = api.post("/api/v1/images/", {"image_type": "default"}, format="json")
     assert response.json()["image_ext"] == "png"

@@ -37,7 +37,6 @@ MEDIA = {"business_type": "subtitle", "media_ext": "srt"}
     ("/api/v1/images/", IMAGE, {"image_type": "banner"}, "image_type"),
     ("/api/v1/images/", IMAGE, {"image_type": None}, "image_type"),
     ("/api/v1/images/", IMAGE, {"image_ext": "bmp"}, "image_ext"),
-    ("/api/v1/images/", IMAGE, {"original_file_name": "photo"}, "original_file_name"),
     ("/api/v1/images/", IMAGE, {"original_file_name": "photo.tiff"}, "original_file_name"),
     ("/api/v1/images/", IMAGE, {"image_ext": "png", "original_file_name": "a.gif"},
      "original_file_name"),

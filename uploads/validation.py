@@ -30,7 +30,8 @@ VIDEO_EXTENSIONS = frozenset(
 )
 AUDIO_EXTENSIONS = frozenset("mp3 wma wav aac ra m4a flac ape ac3 amr caf acm".split())
 IMAGE_TYPES = ("default", "cover")
-IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "gif")
+# VOD's ImageExt: SDK 3.12.1's CreateUploadImageRequest docs (VOD_REFERENCE.md).
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "gif", "heic", "webp")
 ATTACHED_MEDIA_EXTENSIONS = {
     "watermark": ("png", "gif", "apng", "mov"),
     "subtitle": ("srt", "ass", "stl", "ttml", "vtt"),
@@ -87,12 +88,15 @@ def extension_of(file_name: str) -> str:
 
 
 def check_file_name(file_name: str, *, allowed: frozenset[str] | tuple[str, ...] | None = None,
-                    what: str = "file") -> str:
-    """A file name with an extension VOD accepts for this kind of media."""
+                    what: str = "file", extension_required: bool = True) -> str:
+    """A file name with an extension VOD accepts for this kind of media (or none, where
+    VOD makes it optional)."""
     check_text(file_name, max_bytes=FILE_NAME_MAX_BYTES)
     if "/" in file_name or "\\" in file_name:
         raise InvalidValue("A file name, not a path.")
     ext = extension_of(file_name)
+    if not ext and not extension_required:
+        return file_name
     if not ext:
         raise InvalidValue("The file name must carry an extension, such as movie.mp4.")
     if allowed is not None and ext not in allowed:

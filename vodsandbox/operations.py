@@ -173,7 +173,8 @@ def create_upload_image(ctx: Context, params: dict) -> dict:
     ext = v.check_choice(params, "ImageExt", v.IMAGE_EXTENSIONS, default="png")
     tags = _common_checks(ctx, params)
     if params.get("OriginalFileName"):
-        v.check_file_name(params, "OriginalFileName", None)
+        # VOD's CreateUploadImage docs: the extension of OriginalFileName is optional.
+        v.check_file_name(params, "OriginalFileName", None, extension_required=False)
     object_key = f"image/{image_type}/{_new_id()}.{ext}"
     url = ctx.object_url(object_key)
     media = _new_media(ctx, "image", params, object_key, details={

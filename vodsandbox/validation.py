@@ -28,7 +28,9 @@ VIDEO_EXTENSIONS = frozenset({
 AUDIO_EXTENSIONS = frozenset({
     "mp3", "wma", "wav", "aac", "ra", "m4a", "flac", "ape", "ac3", "amr", "caf", "acm"})
 IMAGE_TYPES = frozenset({"default", "cover"})
-IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif"})
+# VOD's ImageExt (SDK 3.12.1's CreateUploadImageRequest docs: png, jpg, jpeg, gif, heic,
+# webp; the upload overview lists HEIC too).
+IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "heic", "webp"})
 ATTACHED_MEDIA_EXTENSIONS = {
     "watermark": frozenset({"png", "gif", "apng", "mov"}),
     "subtitle": frozenset({"srt", "ass", "stl", "ttml", "vtt"}),
@@ -92,11 +94,15 @@ def extension_of(file_name: str) -> str:
     return ext.lower() if dot and stem.strip(".") and ext else ""
 
 
-def check_file_name(params: dict, name: str, allowed: frozenset[str] | None) -> str:
-    """A file name with an extension (from `allowed`, when given): its lower-case extension."""
+def check_file_name(params: dict, name: str, allowed: frozenset[str] | None, *,
+                    extension_required: bool = True) -> str:
+    """A file name with an extension (from `allowed`, when given): its lower-case extension
+    ("" for a name without one, where VOD makes the extension optional)."""
     value = params.get(name, "")
     check_characters(name, value)
     ext = extension_of(value)
+    if not ext and not extension_required:
+        return ""
     if not ext or (allowed is not None and ext not in allowed):
         raise VodError("InvalidFileName.Extension", f'The extension of "{name}" '
                        f"({value!r}) is not supported.")

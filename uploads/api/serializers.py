@@ -133,8 +133,9 @@ class ImageCreateSerializer(_CommonCreateSerializer):
 
     def validate_original_file_name(self, value):
         if value:
+            # VOD's docs: OriginalFileName's extension is optional (the format is ImageExt).
             _checked(validation.check_file_name, value, allowed=validation.IMAGE_EXTENSIONS,
-                     what="image")
+                     what="image", extension_required=False)
         return value
 
     def validate(self, attrs):
