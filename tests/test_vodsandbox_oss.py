@@ -476,6 +476,20 @@ def test_userdata_callback_url_wins_and_no_url_means_no_event(sandbox, receiver)
     assert sandbox.wait_until_idle(2) and sandbox.notifications == []
 
 
+def test_a_message_callback_given_as_a_json_string_is_used(sandbox, receiver):
+    """VOD's own UserData example writes MessageCallback as a JSON string."""
+    own = Receiver()
+    try:
+        upload = image(sandbox, user_data=json.dumps({"MessageCallback": json.dumps(
+            {"CallbackType": "http", "CallbackURL": own.url})}))
+        upload.bucket().put_object(upload.key, b"img")
+        record = sandbox.wait_for_notifications(1, delivered=True)[0]
+        assert record["url"] == own.url and receiver.received == []
+    finally:
+        sandbox.reset()
+        own.close()
+
+
 def test_callbacks_never_leave_loopback(sandbox):
     sandbox.configure(callback_url="http://192.0.2.10/vod/events")  # TEST-NET-1
     upload = image(sandbox)

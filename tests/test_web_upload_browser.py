@@ -178,8 +178,10 @@ def test_an_image_upload(portal, page, sandbox, tmp_path):
     poster = make_file(tmp_path, "poster.png", 40 * 1024, head=b"\x89PNG\r\n\x1a\n")
     log_in(page, portal)
     choose(page, poster, kind="image", title="Poster", image_type="cover")
-    expect(page.locator("#file-hint")).to_have_text("VOD accepts: png, jpg, jpeg, gif.")
-    expect(page.locator("#file")).to_have_attribute("accept", ".png,.jpg,.jpeg,.gif")
+    expect(page.locator("#file-hint")).to_have_text(
+        "VOD accepts: png, jpg, jpeg, gif, heic, webp.")
+    expect(page.locator("#file")).to_have_attribute("accept",
+                                                    ".png,.jpg,.jpeg,.gif,.heic,.webp")
 
     page.click("#start")
 

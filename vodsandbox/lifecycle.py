@@ -41,6 +41,12 @@ def user_data(media: Media) -> dict:
 def callback_url(media: Media, default: str | None) -> str | None:
     """Where this media's events go: its own MessageCallback, else the sandbox default."""
     callback = user_data(media).get("MessageCallback")
+    if isinstance(callback, str):
+        # VOD's own UserData example writes MessageCallback as a JSON string.
+        try:
+            callback = json.loads(callback)
+        except ValueError:
+            return default or None
     if isinstance(callback, dict) and callback.get("CallbackURL") \
             and str(callback.get("CallbackType", "http")).lower() == "http":
         return str(callback["CallbackURL"])
