@@ -200,6 +200,17 @@ def _arrivals(sandbox) -> list:
     return [call["time"] for call in sandbox.calls if call["action"] == "CreateUploadVideo"]
 
 
+def _read_late(call):
+    """`call` of the limiter's store, its answer read 50 ms after the store gave it: what a
+    thread waiting for the GIL or the CPU sees. The delay is the fault being injected, not a
+    wait for anything to happen."""
+    def answered_late(*args, **kwargs):
+        answer = call(*args, **kwargs)
+        time.sleep(0.05)
+        return answer
+    return answered_late
+
+
 def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch):
     """A busy process may read the store's answer long after the moment was booked (the
     thread waits for the GIL or the CPU): that wait counts as lateness, so the call's slot
@@ -213,12 +224,7 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch)
     store = limiter._slots(settings.REDIS_URL)
     book = store.book
 
-    def read_late(*args, **kwargs):
-        answer = book(*args, **kwargs)
-        time.sleep(0.05)  # the answer waits for this thread
-        return answer
-
-    monkeypatch.setattr(store, "book", read_late)
+    monkeypatch.setattr(store, "book", _read_late(book))
     vod.create_upload_video(title="t", file_name="t.mp4", reference_id="read-late-first")
     monkeypatch.setattr(store, "book", book)
     settings.VOD_QPS_MAX_WAIT_MS = 3000  # the next call waits for the slot to free
@@ -241,15 +247,8 @@ def test_a_late_call_whose_extension_is_read_late_holds_its_slot_until_its_answe
     store = limiter._slots(settings.REDIS_URL)
     book, hold_from_now = store.book, store.hold_from_now
 
-    def late(call):
-        def answered_late(*args, **kwargs):
-            answer = call(*args, **kwargs)
-            time.sleep(0.05)
-            return answer
-        return answered_late
-
-    monkeypatch.setattr(store, "book", late(book))
-    monkeypatch.setattr(store, "hold_from_now", late(hold_from_now))
+    monkeypatch.setattr(store, "book", _read_late(book))
+    monkeypatch.setattr(store, "hold_from_now", _read_late(hold_from_now))
     sandbox.faults.add(action="CreateUploadVideo", latency=0.3, times=1)
     vod.create_upload_video(title="t", file_name="t.mp4", reference_id="held-first")
     monkeypatch.setattr(store, "book", book)

@@ -69,8 +69,8 @@ def _entry_key(digest: str) -> str:
 
 
 def _fields(model) -> list:
-    return [field for field in model._meta.concrete_fields
-            if not (model is get_user_model() and field.attname in _UNCACHED_USER_FIELDS)]
+    left_out = _UNCACHED_USER_FIELDS if model is get_user_model() else frozenset()
+    return [field for field in model._meta.concrete_fields if field.attname not in left_out]
 
 
 def _dump(instance) -> list:
