@@ -483,10 +483,14 @@ def measure(portal: Portal, gunicorn_cpu: GunicornCpu, servers: ServerCpu, sandb
 
 def start_sandbox(*options: str) -> tuple[subprocess.Popen, str]:
     """`python -m vodsandbox` on a free port with the bench's keys and `options` (e.g.
-    "--latency-ms", "150"); returns the process and its endpoint (host:port)."""
+    "--latency-ms", "150"); returns the process and its endpoint (host:port). Without a
+    `--qps-limit` among the options the sandbox applies none (the benches measure the
+    portal; the overload phase sets VOD's)."""
+    limits = () if "--qps-limit" in options else ("--no-qps-limits",)
     process = subprocess.Popen(
         [sys.executable, "-m", "vodsandbox", "--port", "0", "--access-key-id", ACCESS_KEY_ID,
-         "--access-key-secret", ACCESS_KEY_SECRET, *options], cwd=ROOT, stdout=subprocess.PIPE,
+         "--access-key-secret", ACCESS_KEY_SECRET, *limits, *options], cwd=ROOT,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     line = process.stdout.readline()
     match = re.search(r"listening on http://(\S+)", line)

@@ -29,15 +29,25 @@ VOD_PROTOCOL=http
 VOD_CALLBACK_URL=http://127.0.0.1:$PORT/api/v1/vod/events/
 VOD_SANDBOX_ACCESS_KEY_ID=${VOD_SANDBOX_ACCESS_KEY_ID:-SandboxDevKeyId0001}
 VOD_SANDBOX_ACCESS_KEY_SECRET=${VOD_SANDBOX_ACCESS_KEY_SECRET:-sandbox-dev-secret-change-me}
+# The account the portal uploads into; the sandbox checks every Create* against the same ids.
+VOD_APP_ID=${VOD_APP_ID:-app-1000000}
+VOD_TEMPLATE_GROUP_ID=${VOD_TEMPLATE_GROUP_ID:-sandbox-transcode}
+VOD_STORAGE_LOCATION=${VOD_STORAGE_LOCATION:-}
+VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS=${VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS:-VOD_NO_TRANSCODE}
 ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 set +a
 
 "$BIN/python" manage.py migrate --no-input -v 0
 "$BIN/python" manage.py demo_setup --json > var/demo.out
 
+ACCOUNT=(--app-id "$VOD_APP_ID" --template-group "$VOD_TEMPLATE_GROUP_ID"
+         --default-template-group "$VOD_TEMPLATE_GROUP_ID")
+[ -n "$VOD_STORAGE_LOCATION" ] && ACCOUNT+=(--storage-location "$VOD_STORAGE_LOCATION")
+IFS=, read -ra NO_TRANSCODE <<< "$VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS"
+for group in "${NO_TRANSCODE[@]}"; do ACCOUNT+=(--no-transcode-template-group "$group"); done
 "$BIN/python" -m vodsandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --access-key-id "$VOD_SANDBOX_ACCESS_KEY_ID" --access-key-secret "$VOD_SANDBOX_ACCESS_KEY_SECRET" \
-  --callback-auth-key "$VOD_CALLBACK_AUTH_KEYS" --transcode-delay 2 \
+  --callback-auth-key "$VOD_CALLBACK_AUTH_KEYS" --transcode-delay 2 "${ACCOUNT[@]}" \
   > var/sandbox.log 2>&1 &
 SANDBOX_PID=$!
 trap 'kill $SANDBOX_PID 2>/dev/null || true' EXIT INT TERM
@@ -54,9 +64,9 @@ while time.time() < deadline:
 sys.exit("vodsandbox did not start; see var/sandbox.log")
 PY
 
-"$BIN/python" - "$PORT" "$SANDBOX_PORT" <<'PY'
+"$BIN/python" - "$PORT" "$SANDBOX_PORT" "$VOD_APP_ID" "$VOD_TEMPLATE_GROUP_ID" <<'PY'
 import json, sys
-port, sandbox_port = sys.argv[1:]
+port, sandbox_port, app_id, template_group = sys.argv[1:]
 demo = json.load(open("var/demo.out"))
 base = f"http://127.0.0.1:{port}"
 print(f"""
@@ -68,6 +78,9 @@ vodportal (local, DEBUG, vodsandbox on SQLite)
   Admin:      {base}/admin/        staff login: demo-staff / {demo['staff_password']}
   User login: demo / {demo['user_password']}
   Sandbox:    http://127.0.0.1:{sandbox_port}/  (log: var/sandbox.log)
+  Account:    app {app_id}, template group {template_group}: what the portal sends
+              No transcoding: VOD_TEMPLATE_GROUP_ID=VOD_NO_TRANSCODE make run (the sandbox
+              always knows VOD's `--template-group VOD_NO_TRANSCODE`)
 
 Ask for an upload credential as the demo user:
 
@@ -80,7 +93,7 @@ Then:  curl -s -X POST {base}/api/v1/videos/<video_id>/refresh/ -H 'Authorizatio
 
 Upload a real file through the credential and watch it become ready:
 
-  .venv/bin/python scripts/upload_file.py movie.mp4 --portal {base} --token {demo['token']}
+  .venv/bin/python scripts/upload_file.py vodsandbox/samples/sample.mp4 --portal {base} --token {demo['token']}
 
 Ctrl-C stops both servers.
 """, flush=True)

@@ -62,12 +62,15 @@ def main() -> int:
 
     deadline, status = time.time() + args.timeout, None
     while time.time() < deadline:
-        current = requests.get(f"{args.portal}/api/v1/{route}/{media_id}/", headers=headers,
-                               timeout=10).json()["status"]
+        record = requests.get(f"{args.portal}/api/v1/{route}/{media_id}/", headers=headers,
+                              timeout=10).json()
+        current = record["status"]
         if current != status:
-            print(f"status: {current}")
+            error = record.get("error")
+            print(f"status: {current}" + (f" ({error['code']}: {error['message']})"
+                                          if error else ""))
             status = current
-        if status in ("ready", "failed", "blocked"):
+        if status in ("ready", "failed", "blocked", "deleted", "cancelled"):
             return 0 if status == "ready" else 1
         time.sleep(0.5)
     print("timed out waiting for `ready`", file=sys.stderr)

@@ -23,6 +23,9 @@ def sandbox_server():
             access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
             host="127.0.0.1",
             port=0,
+            # No per-action QPS limit (VOD's 80/s would be): the portal's own limiter is off in
+            # tests, and the tests of throttling configure the limits they need.
+            qps_limits={},
         )
     ).start()
     yield server
@@ -89,6 +92,31 @@ def audit_triggers_in_place(request):
     transactional = marker.kwargs.get("transaction") or "live_server" in request.fixturenames
     if transactional:
         audit_triggers.remove(connection)
+
+
+@pytest.fixture
+def live_callbacks(live_server, settings, sandbox):
+    """The portal asks VOD to call it back at the live server, and the sandbox signs its
+    events with the key the portal knows. Yields the callback URL."""
+    from tests.uploading import LIVE_AUTH_KEY
+
+    settings.VOD_CALLBACK_URL = live_server.url + "/api/v1/vod/events/"
+    settings.VOD_CALLBACK_AUTH_KEYS = [LIVE_AUTH_KEY]
+    sandbox.configure(callback_auth_key=LIVE_AUTH_KEY, callback_url=settings.VOD_CALLBACK_URL)
+    yield settings.VOD_CALLBACK_URL
+    # No delivery may reach the portal after the test's tables are emptied.
+    assert sandbox.wait_until_idle(10)
+
+
+@pytest.fixture
+def vod_callback_keys(settings):
+    """The portal takes VOD's callbacks at tests.vod_events.CALLBACK_URL, signed with either
+    of two keys (a rotation in progress)."""
+    from tests.vod_events import CALLBACK_URL, NEW_KEY, OLD_KEY
+
+    settings.VOD_CALLBACK_URL = CALLBACK_URL
+    settings.VOD_CALLBACK_AUTH_KEYS = [OLD_KEY, NEW_KEY]
+    settings.VOD_CALLBACK_MAX_AGE = 300
 
 
 @pytest.fixture

@@ -184,3 +184,17 @@ def test_unexpected_errors_are_json_500_without_a_trace(api, monkeypatch):
     assert response.json()["code"] == "server_error"
     assert "secret internals" not in response.content.decode()
     assert "Traceback" not in response.content.decode()
+
+
+def test_a_category_the_account_lacks_is_a_400_not_a_missing_media(api, sandbox):
+    """VOD's InvalidCateId.NotFound is about the request's CateId, not about a media."""
+    sandbox.configure(category_ids=[1001])
+
+    response = api.post("/api/v1/videos/", {**VIDEO, "cate_id": 999}, format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "vod_rejected_input" and body["vod_code"] == "InvalidCateId.NotFound"
+    assert VideoUpload.objects.get().status == UploadStatus.FAILED
+    assert api.post("/api/v1/videos/", {**VIDEO, "cate_id": 1001},
+                    format="json").status_code == 201

@@ -4,40 +4,23 @@ An event only names a media: the portal asks VOD (the sandbox) where it stands b
 moves the upload, so each test first puts the media where VOD would have it.
 """
 
-import hashlib
 import json
 import time
 
 import pytest
 
+from tests.vod_events import (
+    EVENTS_PATH,
+    NEW_KEY,
+    OLD_KEY,
+    deliver,
+    upload_complete,
+    vod_signature,
+)
 from uploads.models import AuditEvent, UploadStatus, VideoUpload, VodEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-URL = "https://uploads.example.com/api/v1/vod/events/"
-EVENTS = "/api/v1/vod/events/"
-OLD_KEY, NEW_KEY = "oldkey0123456789", "newkeyABCDEFGHIJ"
-
-
-@pytest.fixture(autouse=True)
-def callback_settings(settings):
-    settings.VOD_CALLBACK_URL = URL
-    settings.VOD_CALLBACK_AUTH_KEYS = [OLD_KEY, NEW_KEY]
-    settings.VOD_CALLBACK_MAX_AGE = 300
-
-
-def vod_signature(timestamp, key, url=URL):
-    """md5hex("<CallbackURL>|<timestamp>|<AuthKey>"), as VOD documents it."""
-    return hashlib.md5(f"{url}|{timestamp}|{key}".encode()).hexdigest()
-
-
-def deliver(client, payload, *, key=NEW_KEY, timestamp=None, signature=None, raw=None,
-            skew=0, **extra):
-    timestamp = str(int(time.time()) + skew) if timestamp is None else timestamp
-    headers = {"HTTP_X_VOD_TIMESTAMP": timestamp,
-               "HTTP_X_VOD_SIGNATURE": signature or vod_signature(timestamp, key), **extra}
-    body = raw if raw is not None else json.dumps(payload)
-    return client.post(EVENTS, body, content_type="application/json", **headers)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("vod_callback_keys")]
 
 
 @pytest.fixture
@@ -45,12 +28,6 @@ def video(api):
     video_id = api.post("/api/v1/videos/", {"title": "t", "file_name": "t.mp4"},
                         format="json").json()["video_id"]
     return VideoUpload.objects.get(vod_id=video_id)
-
-
-def upload_complete(video_id, status="success"):
-    return {"EventTime": "2026-11-25T10:00:00Z", "EventType": "FileUploadComplete",
-            "VideoId": video_id, "Status": status, "Size": 4096,
-            "FileUrl": "https://example.com/x.mp4"}
 
 
 def test_signed_events_move_the_video_to_where_vod_says_it_is(client, video, sandbox):
@@ -204,7 +181,7 @@ def test_bad_signatures_are_refused_stored_and_audited(client, video, mutation, 
 
 
 def test_missing_headers_are_refused(client, video):
-    response = client.post(EVENTS, json.dumps(upload_complete(video.vod_id)),
+    response = client.post(EVENTS_PATH, json.dumps(upload_complete(video.vod_id)),
                            content_type="application/json")
     assert response.status_code == 403
     assert VodEvent.objects.get().status == "rejected"

@@ -77,7 +77,7 @@ def test_outbound_limiter_keeps_vod_under_its_qps_limit(sandbox, settings):
     for thread in threads:
         thread.join()
 
-    assert "Throttling" not in [call.get("code") for call in sandbox.calls]
+    assert not [call for call in sandbox.calls if (call.get("code") or "").startswith("Throttling")]
     assert set(outcomes) <= {"issued", "QpsLimitReached"}
     assert outcomes.count("issued") >= 9  # at least a window's worth got through
     assert sandbox.count_calls("CreateUploadVideo") == outcomes.count("issued")

@@ -233,7 +233,7 @@ def test_qps_limit_throttles_per_action(sandbox):
         except AlibabaCloudException as error:
             outcomes.append(error.code)
 
-    assert outcomes.count("ok") == 3 and outcomes.count("Throttling") == 2
+    assert outcomes.count("ok") == 3 and outcomes.count("Throttling.User") == 2
     assert client.create_upload_image(vod.CreateUploadImageRequest(image_type="default"))
     sandbox.reset()
     assert sandbox.config.qps_limit is None

@@ -59,7 +59,7 @@ def test_arrivals_endpoint_times_each_call_to_the_microsecond(sandbox):
     assert status == 200
     (first_at, first_status, first_code), (second_at, _, second_code) = (
         body["arrivals"]["CreateUploadVideo"])
-    assert (first_status, first_code, second_code) == (200, None, "Throttling")
+    assert (first_status, first_code, second_code) == (200, None, "Throttling.User")
     assert 0 < second_at - first_at < 1 and second_at != int(second_at)
 
 

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
@@ -33,6 +34,11 @@ from vodsandbox.__main__ import build_parser
 
 AUTH_KEY = "sandboxAuthKey0123456789"
 KB = 1024
+# Real small files (made with ffmpeg): the sandbox fails an upload whose bytes are not a
+# media file of the declared kind, so tests that expect success upload these.
+SAMPLES = Path(__file__).resolve().parent.parent / "vodsandbox" / "samples"
+MP4 = (SAMPLES / "sample.mp4").read_bytes()
+PNG = (SAMPLES / "sample.png").read_bytes()
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -172,8 +178,9 @@ def receiver(sandbox):
 
 
 def test_put_object_stores_the_file_and_moves_the_video_to_normal(sandbox, receiver):
+    sandbox.configure(transcode_delay=1.0)  # UploadSucc lasts a quarter of it
     upload = video(sandbox)
-    data = b"\x00\x01 a small video file " * 100
+    data = MP4
 
     result = upload.bucket().put_object(upload.key, data)
 
@@ -193,10 +200,10 @@ def test_put_object_stores_the_file_and_moves_the_video_to_normal(sandbox, recei
 
 def test_events_are_signed_as_vod_signs_and_carry_vods_fields(sandbox, receiver):
     upload = video(sandbox, user_data=json.dumps({"Extend": {"order": 7}}))
-    upload.bucket().put_object(upload.key, b"1234567890")
-    sandbox.wait_for_notifications(2, delivered=True)
+    upload.bucket().put_object(upload.key, MP4)
+    sandbox.wait_for_notifications(1, event_type="TranscodeComplete", delivered=True)
 
-    first, second = receiver.received
+    first, second = receiver.received[0], receiver.received[-1]
     assert [first["json"]["EventType"], second["json"]["EventType"]] == [
         "FileUploadComplete", "TranscodeComplete"]
     for delivery in receiver.received:
@@ -207,7 +214,7 @@ def test_events_are_signed_as_vod_signs_and_carry_vods_fields(sandbox, receiver)
         assert delivery["json"]["Extend"] == '{"order":7}'
     event = first["json"]
     assert event["VideoId"] == upload.media_id and event["Status"] == "success"
-    assert event["Size"] == 10
+    assert event["Size"] == len(MP4)
     assert event["FileUrl"].endswith(f"/{sandbox.bucket}/{upload.key}")
     assert datetime.strptime(event["EventTime"], "%Y-%m-%dT%H:%M:%SZ")
     assert second["json"]["StreamInfos"][0]["FileUrl"] == event["FileUrl"]
@@ -215,7 +222,7 @@ def test_events_are_signed_as_vod_signs_and_carry_vods_fields(sandbox, receiver)
 
 def test_images_and_attached_media_are_normal_at_once(sandbox, receiver):
     picture, subtitle = image(sandbox), attached(sandbox)
-    picture.bucket().put_object(picture.key, b"\x89PNG fake")
+    picture.bucket().put_object(picture.key, PNG)
     subtitle.bucket().put_object(subtitle.key, b"WEBVTT\n")
 
     assert sandbox.get_image(picture.media_id)["Status"] == "Normal"
@@ -435,7 +442,7 @@ def test_vod_and_control_routes_are_unchanged(sandbox):
 def test_a_failing_receiver_gets_three_tries_a_second_apart(sandbox, receiver):
     receiver.statuses = [500, 204]  # only a 200 counts as delivered
     upload = image(sandbox)
-    upload.bucket().put_object(upload.key, b"img")
+    upload.bucket().put_object(upload.key, PNG)
 
     attempts = sandbox.wait_for_notifications(3, timeout=6)
     assert [(a["attempt"], a["status"], a["delivered"]) for a in attempts] == [
@@ -462,7 +469,7 @@ def test_userdata_callback_url_wins_and_no_url_means_no_event(sandbox, receiver)
         sandbox.configure(callback_auth_key=None)
         upload = image(sandbox, user_data=json.dumps(
             {"MessageCallback": {"CallbackType": "http", "CallbackURL": own.url}}))
-        upload.bucket().put_object(upload.key, b"img")
+        upload.bucket().put_object(upload.key, PNG)
         record = sandbox.wait_for_notifications(1, delivered=True)[0]
         assert record["url"] == own.url and receiver.received == []
         assert "X-VOD-SIGNATURE" not in own.received[0]["headers"]  # no AuthKey: unsigned
@@ -471,7 +478,7 @@ def test_userdata_callback_url_wins_and_no_url_means_no_event(sandbox, receiver)
         own.close()
 
     silent = image(sandbox)  # reset: no callback_url configured any more
-    silent.bucket().put_object(silent.key, b"img")
+    silent.bucket().put_object(silent.key, PNG)
     assert sandbox.get_image(silent.media_id)["Status"] == "Normal"
     assert sandbox.wait_until_idle(2) and sandbox.notifications == []
 
@@ -482,7 +489,7 @@ def test_a_message_callback_given_as_a_json_string_is_used(sandbox, receiver):
     try:
         upload = image(sandbox, user_data=json.dumps({"MessageCallback": json.dumps(
             {"CallbackType": "http", "CallbackURL": own.url})}))
-        upload.bucket().put_object(upload.key, b"img")
+        upload.bucket().put_object(upload.key, PNG)
         record = sandbox.wait_for_notifications(1, delivered=True)[0]
         assert record["url"] == own.url and receiver.received == []
     finally:
@@ -493,14 +500,14 @@ def test_a_message_callback_given_as_a_json_string_is_used(sandbox, receiver):
 def test_callbacks_never_leave_loopback(sandbox):
     sandbox.configure(callback_url="http://192.0.2.10/vod/events")  # TEST-NET-1
     upload = image(sandbox)
-    upload.bucket().put_object(upload.key, b"img")
+    upload.bucket().put_object(upload.key, PNG)
     record = sandbox.wait_for_notifications(1)[0]
     assert record["status"] is None and record["error"].startswith("not sent")
     assert sandbox.wait_until_idle(2) and len(sandbox.notifications) == 1
 
 
 def test_reset_drops_pending_transcoding_and_objects(sandbox, receiver):
-    sandbox.configure(transcode_delay=0.3)
+    sandbox.configure(transcode_delay=1.2)  # its first step is 0.3 s after the upload
     upload = video(sandbox)
     upload.bucket().put_object(upload.key, b"v")
     sandbox.wait_for_notifications(1, event_type="FileUploadComplete")
@@ -519,7 +526,7 @@ def test_stop_leaves_no_notifier_thread():
     port = sandbox.port
     try:
         upload = image(sandbox)
-        upload.bucket().put_object(upload.key, b"img")
+        upload.bucket().put_object(upload.key, PNG)
         sandbox.wait_for_notifications(1)
         upload = video(sandbox)
         upload.bucket().put_object(upload.key, b"vid")  # transcoding pending for 30 s

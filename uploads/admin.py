@@ -184,19 +184,20 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
                                            f"{result.vod_status or '-'})", messages.INFO)
 
 
-    @admin.action(description="Cancel (delete in VOD, keep the record)", permissions=["cancel"])
+    @admin.action(description="Cancel or delete (delete in VOD, keep the record)",
+                  permissions=["cancel"])
     def cancel_uploads(self, request, queryset):
-        """Delete each selected media in VOD and mark its row cancelled."""
+        """Delete each selected media in VOD and end its row (`deleted` or `cancelled`)."""
         context = RequestContext.from_request(request)
         for upload in self._rows_for_action(request, queryset):
             label = _label(upload)
             try:
-                services.upload_cancel(upload=upload, context=context)
+                ended = services.upload_remove(upload=upload, context=context)
             except services.VodError as exc:
-                self.message_user(request, f"{label}: not cancelled ({exc.code}: "
+                self.message_user(request, f"{label}: not deleted ({exc.code}: "
                                            f"{exc.message})", messages.ERROR)
             else:
-                self.message_user(request, f"{label}: cancelled", messages.SUCCESS)
+                self.message_user(request, f"{label}: {ended.status}", messages.SUCCESS)
 
 
 @admin.register(VideoUpload)

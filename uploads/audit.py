@@ -34,7 +34,7 @@ ACTIONS = (
     "video.credential.issued", "video.credential.refreshed", "video.credential.failed",
     "image.credential.issued", "image.credential.failed",
     "attached_media.credential.issued", "attached_media.credential.failed",
-    "admin.refresh", "upload.synced", "upload.cancelled", "upload.discarded",
+    "admin.refresh", "upload.synced", "upload.cancelled", "upload.deleted", "upload.discarded",
     "upload.access.refused", "upload.action.refused",
     "vod.event.received", "vod.event.rejected", "vod.event.pruned",
     "auth.login", "auth.login.failed", "auth.locked_out",

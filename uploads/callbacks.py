@@ -64,19 +64,38 @@ def _verify(timestamp: str, signature: str) -> str:
     return "" if any(matches) else "signature does not match"
 
 
-# EventType -> (kind, id field): the events that tell us to look at an upload again.
-_UPLOAD_EVENTS = {
-    "FileUploadComplete": ("video", "VideoId"),
-    "StreamTranscodeComplete": ("video", "VideoId"),
-    "TranscodeComplete": ("video", "VideoId"),
-    "ImageUploadComplete": ("image", "ImageId"),
-    "AttachedMediaUploadComplete": ("attached_media", "AttachedMediaId"),
+@dataclass(frozen=True)
+class EventRule:
+    """What vodportal does with one EventType: look at the upload of `kind` it names again
+    (VOD confirms the state), or acknowledge it deliberately unapplied, for `ignored`."""
+
+    kind: str = ""
+    ignored: str = ""
+
+
+# Every event type VOD documents (the admin filters by these), each applied or deliberately
+# ignored. Fields per VOD's event pages (docs/reliability.md, "Events").
+EVENT_RULES = {
+    "FileUploadComplete": EventRule("video"),
+    "StreamTranscodeComplete": EventRule("video"),
+    "TranscodeComplete": EventRule("video"),
+    "ImageUploadComplete": EventRule("image"),
+    "AttachedMediaUploadComplete": EventRule("attached_media"),
+    # Only DeleteVideo sends it (MediaType `video`, the id in MediaId); VOD's lookup says
+    # whether the whole media went (DeleteType `all`) or only its source or streams.
+    "DeleteMediaComplete": EventRule("video"),
+    # A manual review's verdict: GetVideoInfo says Normal or Blocked.
+    "CreateAuditComplete": EventRule("video"),
+    "VideoAnalysisComplete": EventRule(
+        ignored="the source's metadata is not kept; a source VOD cannot read fails its "
+                "transcoding, which TranscodeComplete reports"),
+    "SnapshotComplete": EventRule(ignored="covers and snapshots are not kept"),
 }
-
-
-# Every event type VOD documents (the admin filters by these); the first five act on uploads.
-EVENT_TYPES = (*_UPLOAD_EVENTS, "VideoAnalysisComplete", "SnapshotComplete",
-               "DeleteMediaComplete", "CreateAuditComplete")
+EVENT_TYPES = tuple(EVENT_RULES)
+# The kind a DeleteMediaComplete names, by its MediaType.
+_DELETED_MEDIA_KINDS = {"video": "video", "image": "image", "attached": "attached_media"}
+# Events that report a failure with ErrorCode / ErrorMessage (top level, or per stream).
+_FAILURE_EVENTS = {"StreamTranscodeComplete", "TranscodeComplete"}
 
 
 def _text(value, limit: int) -> str:
@@ -91,23 +110,42 @@ def _media_id(payload: dict) -> str:
     return ""
 
 
+def _reported_failure(event_type: str, payload: dict) -> events.ReportedFailure | None:
+    """The ErrorCode / ErrorMessage a failed transcoding event carries: its own, else the
+    first failed stream's (TranscodeComplete's StreamInfos)."""
+    if event_type not in _FAILURE_EVENTS or payload.get("Status") != "fail":
+        return None
+    streams = payload.get("StreamInfos")
+    candidates = [payload, *(stream for stream in streams if isinstance(stream, dict))] \
+        if isinstance(streams, list) else [payload]
+    for candidate in candidates:
+        if candidate.get("ErrorCode") or candidate.get("ErrorMessage"):
+            return events.ReportedFailure(code=_text(candidate.get("ErrorCode") or "", 128),
+                                          message=_text(candidate.get("ErrorMessage") or "",
+                                                        512))
+    return None
+
+
 def _dispatch(payload: dict, context: RequestContext) -> str:
     """Act on an authentic event; returns a note for the stored row."""
     event_type = _text(payload.get("EventType", ""), 64)
-    handler = _UPLOAD_EVENTS.get(event_type)
-    if handler is None:
+    rule = EVENT_RULES.get(event_type)
+    if rule is None or rule.ignored:
         audit.record("vod.event.received", context=context, target_vod_id=_media_id(payload),
                      data={"event_type": event_type, "handled": False})
-        return "event type not handled; acknowledged"
-    kind, id_field = handler
-    vod_id = _text(payload.get(id_field, ""), 64)
+        return f"ignored: {rule.ignored}" if rule else "event type not handled; acknowledged"
+    kind = rule.kind
+    if event_type == "DeleteMediaComplete":
+        kind = _DELETED_MEDIA_KINDS.get(str(payload.get("MediaType", "video")), kind)
+    vod_id = _media_id(payload)
     if not vod_id:
         audit.record("vod.event.received", context=context, target_kind=kind,
                      data={"event_type": event_type, "changed": False})
         return "nothing to change"
     try:
         effect = events.upload_event_apply(model=events.MODEL_BY_KIND[kind], vod_id=vod_id,
-                                           event_type=event_type, context=context)
+                                           event_type=event_type, context=context,
+                                           failure=_reported_failure(event_type, payload))
     except (VodError, DependencyUnavailable) as error:
         # Acknowledged (VOD would only send it again), not applied: vod_sync settles it.
         audit.record("vod.event.received", outcome=AuditOutcome.FAILURE, context=context,

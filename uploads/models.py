@@ -26,6 +26,9 @@ class UploadStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     BLOCKED = "blocked", "Blocked"
     CANCELLED = "cancelled", "Cancelled"
+    # The media existed in VOD (its file had arrived) and was deleted there: by DELETE on
+    # the API, by staff, or by anyone in VOD's console (DeleteMediaComplete, vod_sync).
+    DELETED = "deleted", "Deleted"
     EXPIRED = "expired", "Expired"
 
 

@@ -256,6 +256,11 @@ VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)
 VOD_RETRY_BACKOFF_MS = env.int("VOD_RETRY_BACKOFF_MS", default=200)
 VOD_APP_ID = env.str("VOD_APP_ID", default="")
 VOD_TEMPLATE_GROUP_ID = env.str("VOD_TEMPLATE_GROUP_ID", default="")
+# Template groups that never transcode: VOD's built-in "No Transcoding" group, and any of the
+# account's own. A video processed with one is `ready` once its file is in (VOD sends only
+# FileUploadComplete for it, never TranscodeComplete).
+VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS = env.list("VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS",
+                                               default=["VOD_NO_TRANSCODE"])
 VOD_WORKFLOW_ID = env.str("VOD_WORKFLOW_ID", default="")
 VOD_STORAGE_LOCATION = env.str("VOD_STORAGE_LOCATION", default="")
 VOD_CALLBACK_URL = env.str("VOD_CALLBACK_URL", default="")

@@ -25,13 +25,20 @@ DEFAULT_SEARCH_LAG = 2.0
 # Origins the bucket's CORS rule allows (OSS AllowedOrigin, `*` a wildcard): any page served
 # from loopback, whatever its port, as the portal's local run and its tests are.
 DEFAULT_CORS_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
+# VOD's built-in "No Transcoding" template group: a video uploaded with it is never transcoded
+# and VOD sends only FileUploadComplete (CreateUploadVideo's documentation; README).
+NO_TRANSCODE_TEMPLATE_GROUP_ID = "VOD_NO_TRANSCODE"
+# The definitions a transcoding template group produces (one StreamTranscodeComplete each).
+DEFAULT_TRANSCODE_DEFINITIONS = ("LD", "SD")
 
 # Fields a running sandbox may change (Sandbox.configure, POST /_sandbox/config). The keys,
 # host and port are fixed for the life of the server.
 TUNABLE_FIELDS = frozenset({
     "region_id", "credential_ttl", "max_clock_skew", "callback_url", "callback_auth_key",
     "qps_limit", "template_group_ids", "storage_locations", "timeout_hold_seconds", "latency",
-    "transcode_delay", "cors_origins", "search_lag",
+    "transcode_delay", "cors_origins", "search_lag", "no_transcode_template_group_ids",
+    "default_template_group_id", "app_ids", "category_ids", "qps_limits",
+    "callback_duplicates", "callback_reorder", "transcode_definitions",
 })
 
 
@@ -50,8 +57,22 @@ class SandboxConfig:
         MessageCallback.CallbackURL (None: nowhere).
     callback_auth_key: the AuthKey notifications are signed with (X-VOD-TIMESTAMP,
         X-VOD-SIGNATURE); None sends them unsigned.
-    qps_limit: answer Throttling past this many calls per second per action (None: no limit).
+    qps_limit: answer Throttling.User past this many calls per second for every action
+        (None: the per-action limits below apply).
+    qps_limits: calls per second per action ({action: limit}); None: VOD's documented limits
+        for region_id. qps_limit, when set, overrides it for every action.
     template_group_ids / storage_locations: the ids VOD "knows"; empty means any id is known.
+    no_transcode_template_group_ids: template groups that never transcode (always known):
+        VOD's built-in VOD_NO_TRANSCODE by default.
+    default_template_group_id: the account's default template group, used when a video names
+        none (None: a group that transcodes).
+    app_ids: the AppIds the account has; empty means any AppId is accepted. app-1000000 (the
+        default app) always exists.
+    category_ids: the CateIds the account has; empty means any is accepted.
+    transcode_definitions: the definitions a transcoding group produces, one
+        StreamTranscodeComplete each.
+    callback_duplicates: chance (0..1) that an event is delivered a second time.
+    callback_reorder: deliver each media's events newest first, once its last one is due.
     timeout_hold_seconds: how long a `timeout` fault holds a connection before closing it.
     latency: seconds added before every VOD answer.
     transcode_delay: seconds after a video's upload before it turns Normal (TranscodeComplete).
@@ -82,6 +103,14 @@ class SandboxConfig:
     faults: tuple[dict, ...] = ()
     allow_remote: bool = False
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    qps_limits: dict[str, int] | None = None
+    no_transcode_template_group_ids: frozenset[str] = frozenset({NO_TRANSCODE_TEMPLATE_GROUP_ID})
+    default_template_group_id: str | None = None
+    app_ids: frozenset[str] = frozenset()
+    category_ids: frozenset[int] = frozenset()
+    transcode_definitions: tuple[str, ...] = DEFAULT_TRANSCODE_DEFINITIONS
+    callback_duplicates: float = 0.0
+    callback_reorder: bool = False
 
     def __post_init__(self) -> None:
         if not self.access_key_id or not self.access_key_secret:
@@ -111,6 +140,19 @@ class SandboxConfig:
         # Accept any iterable for the id sets but keep them immutable and hashable.
         object.__setattr__(self, "template_group_ids", frozenset(self.template_group_ids))
         object.__setattr__(self, "storage_locations", frozenset(self.storage_locations))
+        object.__setattr__(self, "no_transcode_template_group_ids",
+                           frozenset(self.no_transcode_template_group_ids))
+        object.__setattr__(self, "app_ids", frozenset(self.app_ids))
+        object.__setattr__(self, "category_ids",
+                           frozenset(int(cate) for cate in self.category_ids))
+        object.__setattr__(self, "transcode_definitions", tuple(self.transcode_definitions))
+        if self.qps_limits is not None:
+            limits = {str(action): int(limit) for action, limit in dict(self.qps_limits).items()}
+            if any(limit < 1 for limit in limits.values()):
+                raise ValueError("qps_limits must be at least 1 per action")
+            object.__setattr__(self, "qps_limits", limits)
+        if not 0.0 <= float(self.callback_duplicates) <= 1.0:
+            raise ValueError("callback_duplicates must be a chance between 0 and 1")
 
     def replace(self, **changes) -> SandboxConfig:
         """A copy with some tunable fields changed; refuses the fixed ones."""

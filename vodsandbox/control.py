@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from .sandbox import Sandbox
 
 PREFIX = "/_sandbox"
+# Config fields POST /_sandbox/config takes as JSON lists (a bare string would otherwise turn
+# into a set of its letters) and the one it takes as an object ({action: limit}, or null).
+_LIST_FIELDS = frozenset({"template_group_ids", "storage_locations", "app_ids", "category_ids",
+                          "no_transcode_template_group_ids", "transcode_definitions"})
+_OBJECT_FIELDS = frozenset({"qps_limits"})
 _FAULT_FIELDS = {"action", "code", "rate", "times", "latency", "timeout", "retry_after",
                  "apply_after", "status", "message", "body", "reset"}
 
@@ -91,6 +96,12 @@ def _configure(sandbox: Sandbox, payload: dict) -> Response:
     unknown = set(payload) - TUNABLE_FIELDS
     if unknown:
         return _error(400, f"not tunable: {', '.join(sorted(unknown))}")
+    for name in sorted(set(payload) & _LIST_FIELDS):
+        if not isinstance(payload[name], list):
+            return _error(400, f"{name} must be a JSON list")
+    for name in sorted(set(payload) & _OBJECT_FIELDS):
+        if payload[name] is not None and not isinstance(payload[name], dict):
+            return _error(400, f"{name} must be a JSON object of action: limit (or null)")
     try:
         sandbox.configure(**payload)
     except (TypeError, ValueError) as exc:

@@ -48,8 +48,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "TagsExceededMax": (400, "The number of tags exceeds the maximum of 16."),
     "InvalidFileName.Extension": (400, "The file name extension is not supported."),
     "InvalidParameter.ReferenceId": (400, "The specified ReferenceId already exists."),
-    "InvalidTemplateGroupId.NotFound": (404, "The specified template group does not exist."),
-    "InvalidStorage.NotFound": (404, "The specified storage location does not exist."),
+    "InvalidTemplateGroupId.NotFound": (404, "The TemplateGroupId does not exist."),
+    "InvalidStorage.NotFound": (404, "The StorageLocation does not exist."),
+    "InvalidCateId.NotFound": (404, "The CateId not exist."),
+    "Forbidden.OperateApp": (403, "User not authorized to operate app."),
     # Unknown media.
     "InvalidVideo.NotFound": (404, "The video does not exist."),
     "InvalidVideo.Damaged": (400, "The video is damaged."),

@@ -140,18 +140,29 @@ def get_attached_media_info(ctx: Context, params: dict) -> dict:
 
 
 def delete_video(ctx: Context, params: dict) -> dict:
-    """DeleteVideo by VideoIds or ReferenceIds (up to 20)."""
+    """DeleteVideo by VideoIds or ReferenceIds (up to 20); DeleteMediaComplete follows for
+    each video removed (lifecycle.media_deleted)."""
     if not params.get("VideoIds") and not params.get("ReferenceIds"):
         raise missing("VideoIds")
     video_ids = v.check_id_list(params, "VideoIds", max_count=v.IDS_PER_CALL_MAX, needed=False)
     references = v.check_id_list(params, "ReferenceIds", max_count=v.IDS_PER_CALL_MAX,
                                  needed=False)
-    absent = [i for i in video_ids if not ctx.store.delete(i, "video")]
+    removed, absent = [], []
+    for video_id in video_ids:
+        media = ctx.store.remove(video_id, "video")
+        if media:
+            removed.append(media)
+        else:
+            absent.append(video_id)
     absent_refs = []
     for reference_id in references:
-        media = ctx.store.video_by_reference(reference_id)
-        if media is None or not ctx.store.delete(media.media_id, "video"):
+        found = ctx.store.video_by_reference(reference_id)
+        media = ctx.store.remove(found.media_id, "video") if found else None
+        if media:
+            removed.append(media)
+        else:
             absent_refs.append(reference_id)
+    ctx.store.announce_deleted(removed)
     body = {"NonExistVideoIds": absent, "ForbiddenVideoIds": []}
     if references:
         body["NonExistReferenceIds"] = absent_refs
@@ -161,26 +172,68 @@ def delete_video(ctx: Context, params: dict) -> dict:
 def delete_image(ctx: Context, params: dict) -> dict:
     """DeleteImage by ImageId or ImageURL (a video's snapshots: nothing to do here)."""
     kind = v.required(params, "DeleteImageType")
+    removed = []
     if kind == "ImageId":
         for image_id in v.check_id_list(params, "ImageIds", max_count=v.IDS_PER_CALL_MAX):
-            ctx.store.delete(image_id, "image")
+            removed.append(ctx.store.remove(image_id, "image"))
     elif kind == "ImageURL":
         urls = set(v.check_id_list(params, "ImageURLs", max_count=v.IDS_PER_CALL_MAX))
         for image_id in ctx.store.media_ids("image"):
             snap = ctx.store.snapshot(image_id, "image")
             if snap and {snap["ImageURL"], snap["FileURL"]} & urls:
-                ctx.store.delete(image_id, "image")
+                removed.append(ctx.store.remove(image_id, "image"))
     elif kind == "VideoId":
         v.required(params, "VideoId")
     else:
         raise invalid("DeleteImageType", "Valid values: ImageId, ImageURL, VideoId.")
+    ctx.store.announce_deleted([media for media in removed if media])
     return {}
 
 
 def delete_attached_media(ctx: Context, params: dict) -> dict:
     """DeleteAttachedMedia for up to 20 MediaIds."""
     ids = v.check_id_list(params, "MediaIds", max_count=v.IDS_PER_CALL_MAX)
-    return {"NonExistMediaIds": [i for i in ids if not ctx.store.delete(i, "attached")]}
+    removed = {media_id: ctx.store.remove(media_id, "attached") for media_id in ids}
+    ctx.store.announce_deleted([media for media in removed.values() if media])
+    return {"NonExistMediaIds": [media_id for media_id, media in removed.items() if not media]}
+
+
+# --- the source file -------------------------------------------------------------------
+
+# GetMezzanineInfo's Status is the file's, not the video's: the file is there (Normal) from
+# the end of its upload on, whatever the transcoding does.
+_MEZZANINE_STATUS = {"Uploading": "Uploading", "UploadFail": "UploadFail"}
+_ADDITION_TYPES = frozenset({"video", "audio"})
+_OUTPUT_TYPES = frozenset({"oss", "cdn"})
+
+
+def get_mezzanine_info(ctx: Context, params: dict) -> dict:
+    """GetMezzanineInfo (VideoId or ReferenceId): the source file's name, size, status,
+    creation time and URL. No stream lists, duration, resolution, frame rate or bitrate:
+    the sandbox does not decode files and VOD leaves out what it does not report."""
+    auth_timeout = params.get("AuthTimeout", "")
+    if auth_timeout and (not auth_timeout.isascii() or not auth_timeout.isdigit()
+                         or int(auth_timeout) < 1):
+        raise invalid("AuthTimeout", "It must be a whole number of seconds, at least 1.")
+    v.check_choice(params, "OutputType", _OUTPUT_TYPES, default="cdn")
+    additions = {part.strip().lower() for part in params.get("AdditionType", "").split(",")
+                 if part.strip()}
+    if additions - _ADDITION_TYPES:
+        raise invalid("AdditionType", "Valid values: video, audio.")
+    snap = ctx.store.snapshot(find_video(ctx, params).media_id, "video")
+    if snap is None:  # deleted between the two looks
+        raise VodError("InvalidVideo.NotFound")
+    uploaded = snap["Status"] != "Uploading"
+    return {"Mezzanine": _present({
+        "VideoId": snap["VideoId"], "FileName": snap.get("FileName"),
+        "Size": _int_or_none(snap.get("Size")) if uploaded else None,
+        "Status": _MEZZANINE_STATUS.get(snap["Status"], "Normal"),
+        "CreationTime": snap["CreationTime"],
+        "FileURL": f"{ctx.base_url}/{ctx.bucket}/{snap['UploadAddress']['FileName']}",
+        # The sandbox has no CDN: the URL is always its OSS (origin) one, as VOD answers
+        # for a file in an "in" bucket.
+        "OutputType": "oss", "StorageClass": "Standard",
+    })}
 
 
 LOOKUP_ACTIONS: dict[str, Callable[[Context, dict], dict]] = {
@@ -192,4 +245,5 @@ LOOKUP_ACTIONS: dict[str, Callable[[Context, dict], dict]] = {
     "DeleteVideo": delete_video,
     "DeleteImage": delete_image,
     "DeleteAttachedMedia": delete_attached_media,
+    "GetMezzanineInfo": get_mezzanine_info,
 }

@@ -10,7 +10,12 @@ one place that holds pending work: reset() drops it, stop() drops it and joins t
 Deliveries never run on an OSS request's thread, so a slow receiver never slows an upload.
 
 Every attempt is recorded for tests: {url, event_type, media_id, attempt, status, delivered,
-error, time, payload, headers}.
+error, time, payload, duplicate, headers}; `duplicate` marks the second delivery of an event
+sent twice on purpose (callback_duplicates).
+
+VOD warns that "duplicates and reordering are possible"; send() can play both: an event
+delivered a second time, and a media's events held until its last one of a sequence is due,
+then delivered newest first.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import http.client
 import itertools
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +62,11 @@ class Notifier:
         self._generation = 0  # bumped by clear(): results of older work are discarded
         self._running = 0  # jobs being run right now
         self._records: list[dict] = []
+        # Events held for reordering, per media id: (generation, event, duplicate chance).
+        self._held: dict[str, list[tuple[int, dict, float]]] = {}
+        # Draws for callback_duplicates; a rate of 0 or 1 never draws, so tests of those are
+        # exact. seed() makes the rates in between repeatable.
+        self._random = random.Random()
         self._thread: threading.Thread | None = None
         self._stop_flag = threading.Event()
         # The generation of the job the notifier thread is running: work a job asks for
@@ -124,6 +135,7 @@ class Notifier:
         with self._cond:
             self._jobs.clear()
             self._records.clear()
+            self._held.clear()
             self._generation += 1
             self._cond.notify_all()
 
@@ -133,12 +145,17 @@ class Notifier:
         with self._cond:
             thread = self._thread
             self._jobs.clear()
+            self._held.clear()
             self._generation += 1
             self._stop_flag.set()
             self._thread = None
             self._cond.notify_all()
         if thread is not None:
             thread.join(join_timeout)
+
+    def seed(self, value: int | None) -> None:
+        """Make the callback_duplicates draws repeatable (None: from the system again)."""
+        self._random.seed(value)
 
     def idle(self) -> bool:
         """Whether no job is pending or running."""
@@ -159,15 +176,37 @@ class Notifier:
 
     # --- deliveries ----------------------------------------------------------------------
 
-    def send(self, url: str, payload: dict, auth_key: str | None, media_id: str = "") -> None:
-        """Deliver one event to `url` as VOD does (first try now, on the notifier thread)."""
+    def send(self, url: str, payload: dict, auth_key: str | None, media_id: str = "", *,
+             duplicates: float = 0.0, reorder: bool = False, final: bool = True) -> None:
+        """Deliver one event to `url` as VOD does (first try now, on the notifier thread).
+
+        Fault modes VOD warns of ("duplicates and reordering are possible"):
+        `duplicates` is the chance (0..1) the event is also delivered a second time (its
+        records say `duplicate: True`); with `reorder`, a media's events are held until its
+        `final` event of the sequence is sent, then all go out newest first.
+        """
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         event = {"url": url, "event_type": payload.get("EventType", ""), "media_id": media_id,
-                 "payload": payload, "body": body, "auth_key": auth_key}
+                 "payload": payload, "body": body, "auth_key": auth_key, "duplicate": False}
         with self._cond:
             generation = self._origin()
-        if generation is not None:
-            self.schedule(0.0, lambda: self._attempt(event, 1, generation))
+            if generation is None:
+                return
+            if reorder:
+                held = self._held.setdefault(media_id, [])
+                held.append((generation, event, duplicates))
+                if not final:
+                    return
+                del self._held[media_id]
+                # Held across a reset()? Those belong to forgotten uploads: dropped.
+                batch = [(e, d) for g, e, d in reversed(held) if g == generation]
+            else:
+                batch = [(event, duplicates)]
+        for item, chance in batch:
+            self.schedule(0.0, lambda item=item: self._attempt(item, 1, generation))
+            if chance > 0 and (chance >= 1.0 or self._random.random() < chance):
+                twin = dict(item, duplicate=True)
+                self.schedule(0.0, lambda twin=twin: self._attempt(twin, 1, generation))
 
     def _attempt(self, event: dict, attempt: int, generation: int) -> None:
         with self._cond:
@@ -191,6 +230,7 @@ class Notifier:
         record = {"url": url, "event_type": event["event_type"], "media_id": event["media_id"],
                   "attempt": attempt, "status": status, "delivered": delivered, "error": error,
                   "time": datetime.now(UTC), "payload": event["payload"],
+                  "duplicate": event["duplicate"],
                   "headers": {k: v for k, v in headers.items() if k.startswith("X-VOD-")}}
         with self._cond:
             if generation != self._generation:

@@ -26,6 +26,25 @@ STATED_EXPIRATION = "3600"
 DEFAULT_APP_ID = "app-1000000"
 _ALNUM = string.ascii_letters + string.digits
 
+# Codes for ids the account does not have (README, "Account settings", for their sources).
+TEMPLATE_GROUP_NOT_FOUND = "InvalidTemplateGroupId.NotFound"
+STORAGE_NOT_FOUND = "InvalidStorage.NotFound"
+APP_ID_NOT_FOUND = "Forbidden.OperateApp"
+CATE_ID_NOT_FOUND = "InvalidCateId.NotFound"
+# The key of a video's details (and snapshot) naming the template group it is processed
+# with: its TemplateGroupId parameter, else the account's default_template_group_id.
+TEMPLATE_GROUP_KEY = "TemplateGroupId"
+
+# VOD's documented QPS limits per account and operation (README "Throttling" for sources):
+# CreateUploadVideo and RefreshUploadVideo 80/s in the first regions, 40/s in the others
+# (regions VOD lists in neither get 40 too); CreateUploadImage and CreateUploadAttachedMedia
+# 100/s everywhere.
+HIGH_QPS_REGIONS = frozenset({"cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1"})
+LOW_QPS_REGIONS = frozenset({"eu-central-1", "ap-northeast-1", "us-west-1", "ap-southeast-5",
+                             "ap-south-1", "cn-hongkong"})
+VIDEO_QPS_HIGH, VIDEO_QPS_LOW = 80, 40
+IMAGE_QPS = 100
+
 
 @dataclass(frozen=True)
 class Context:
@@ -45,6 +64,33 @@ class Context:
     def object_url(self, object_key: str) -> str:
         """Path-style URL of an object on the sandbox's own OSS side."""
         return f"{self.base_url}/{self.bucket}/{object_key}"
+
+
+def documented_qps_limits(region_id: str) -> dict[str, int]:
+    """VOD's per-operation QPS limits for a region ({action: calls per second}); regions VOD
+    lists in neither group get the lower video figure (CHOSEN)."""
+    video = VIDEO_QPS_HIGH if region_id in HIGH_QPS_REGIONS else VIDEO_QPS_LOW
+    return {"CreateUploadVideo": video, "RefreshUploadVideo": video,
+            "CreateUploadImage": IMAGE_QPS, "CreateUploadAttachedMedia": IMAGE_QPS}
+
+
+def qps_limit_for(config: SandboxConfig, action: str) -> int | None:
+    """Calls per second allowed for an action: qps_limit when set (every action), else
+    qps_limits (None: VOD's documented limits for region_id); None means unlimited."""
+    if config.qps_limit is not None:
+        return config.qps_limit
+    limits = config.qps_limits if config.qps_limits is not None \
+        else documented_qps_limits(config.region_id)
+    return limits.get(action)
+
+
+def known_template_groups(config: SandboxConfig) -> frozenset[str]:
+    """The template groups CreateUploadVideo accepts (empty: any): the configured ones, the
+    no-transcode ones and the default one."""
+    if not config.template_group_ids:
+        return frozenset()
+    default = {config.default_template_group_id} if config.default_template_group_id else set()
+    return config.template_group_ids | config.no_transcode_template_group_ids | default
 
 
 def _b64json(value: dict) -> str:
@@ -113,9 +159,22 @@ def _common_checks(ctx: Context, params: dict) -> list[str]:
     v.check_integer(params, "CateId")
     v.check_integer(params, "FileSize")
     v.check_user_data(params)
-    v.check_known(params, "StorageLocation", ctx.config.storage_locations,
-                  "InvalidStorage.NotFound")
     return tags
+
+
+def _account_checks(ctx: Context, params: dict, cate_ids: list[int]) -> None:
+    """The ids every Create* names must be the account's: StorageLocation, AppId (the
+    default app always exists) and each category."""
+    config = ctx.config
+    v.check_known(params, "StorageLocation", config.storage_locations, STORAGE_NOT_FOUND)
+    v.check_known(params, "AppId", config.app_ids, APP_ID_NOT_FOUND,
+                  always=frozenset({DEFAULT_APP_ID}))
+    v.check_categories(cate_ids, config.category_ids, CATE_ID_NOT_FOUND)
+
+
+def _cate_id(params: dict) -> list[int]:
+    cate_id = v.check_integer(params, "CateId")
+    return [] if cate_id is None else [cate_id]
 
 
 # --- uploads ---------------------------------------------------------------------------
@@ -130,12 +189,15 @@ def create_upload_video(ctx: Context, params: dict) -> dict:
     reference_id = v.check_reference_id(params)
     # WorkflowId wins over TemplateGroupId, so a stale template id does not matter then.
     if not params.get("WorkflowId"):
-        v.check_known(params, "TemplateGroupId", ctx.config.template_group_ids,
-                      "InvalidTemplateGroupId.NotFound")
+        v.check_known(params, "TemplateGroupId", known_template_groups(ctx.config),
+                      TEMPLATE_GROUP_NOT_FOUND)
+    _account_checks(ctx, params, _cate_id(params))
+    template_group_id = params.get("TemplateGroupId") or ctx.config.default_template_group_id
     prefix = secrets.token_hex(8)
     media = _new_media(ctx, "video", params, f"sv/{prefix}/{prefix}.{ext}",
                        reference_id=reference_id,
-                       details={"Tags": ",".join(tags), "FileExt": ext})
+                       details={"Tags": ",".join(tags), "FileExt": ext,
+                                TEMPLATE_GROUP_KEY: template_group_id})
     stored = ctx.store.add_media(media)
     if stored is not media:
         # VOD documents ReferenceId as unique per account; the exact code is undocumented.
@@ -175,6 +237,7 @@ def create_upload_image(ctx: Context, params: dict) -> dict:
     if params.get("OriginalFileName"):
         # VOD's CreateUploadImage docs: the extension of OriginalFileName is optional.
         v.check_file_name(params, "OriginalFileName", None, extension_required=False)
+    _account_checks(ctx, params, _cate_id(params))
     object_key = f"image/{image_type}/{_new_id()}.{ext}"
     url = ctx.object_url(object_key)
     media = _new_media(ctx, "image", params, object_key, details={
@@ -193,8 +256,8 @@ def create_upload_attached_media(ctx: Context, params: dict) -> dict:
     allowed = v.ATTACHED_MEDIA_EXTENSIONS[business_type]
     tags = _common_checks(ctx, params)
     v.check_characters("FileName", params.get("FileName", ""))
-    v.check_id_list(params, "CateIds", max_count=v.CATE_IDS_MAX_COUNT, numeric=True,
-                    needed=False)
+    cate_ids = v.check_id_list(params, "CateIds", max_count=v.CATE_IDS_MAX_COUNT, numeric=True,
+                               needed=False)
     # MediaExt wins over the FileName's extension; without it, the FileName's is used.
     if params.get("MediaExt"):
         ext = v.check_choice(params, "MediaExt", allowed)
@@ -202,6 +265,7 @@ def create_upload_attached_media(ctx: Context, params: dict) -> dict:
         ext = v.check_file_name(params, "FileName", allowed)
     else:
         raise missing("MediaExt")
+    _account_checks(ctx, params, [int(cate_id) for cate_id in cate_ids])
     object_key = f"attached/{business_type}/{_new_id()}.{ext}"
     url = ctx.object_url(object_key)
     media = _new_media(ctx, "attached", params, object_key, details={

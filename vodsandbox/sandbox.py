@@ -9,13 +9,13 @@ import uuid
 from dataclasses import asdict
 from typing import Self
 
-from . import control
+from . import control, lifecycle
 from .config import SandboxConfig
 from .errors import VodError, error_body, missing, new_request_id
 from .faults import Fault, Faults, QpsLimiter, spoil
 from .lookups import LOOKUP_ACTIONS
 from .notify import Notifier
-from .operations import UPLOAD_ACTIONS, Context
+from .operations import UPLOAD_ACTIONS, Context, qps_limit_for
 from .oss import OssService, is_oss_request
 from .oss_errors import OssError
 from .search import SEARCH_ACTIONS
@@ -27,6 +27,8 @@ from .wire import Request, Response
 logger = logging.getLogger("vodsandbox")
 
 API_VERSION = "2017-03-21"
+# What the gateway answers past an action's QPS limit (README, "Throttling").
+THROTTLED = "Throttling.User"
 # Every VOD action the sandbox serves.
 ACTIONS = {**UPLOAD_ACTIONS, **LOOKUP_ACTIONS, **SEARCH_ACTIONS}
 
@@ -54,6 +56,7 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self.oss = OssService(self)
         self.notifier = Notifier()
+        self.store.on_deleted = lambda removed: lifecycle.media_deleted(self, removed)
         self.notifier.allow_remote = self._initial_config.allow_remote
         self._add_configured_faults()
 
@@ -153,7 +156,8 @@ class Sandbox:
 
     @property
     def qps_limit(self) -> int | None:
-        """Calls per second per action before Throttling (None: no limit)."""
+        """Calls per second for every action before Throttling.User (None: the per-action
+        limits, config.qps_limits or VOD's documented ones, apply)."""
         return self._config.qps_limit
 
     @qps_limit.setter
@@ -162,10 +166,16 @@ class Sandbox:
         self.configure(qps_limit=value)
 
     def public_config(self) -> dict:
-        """The configuration without the AccessKey secret or callback key."""
+        """The configuration without the AccessKey secret or callback key, JSON-ready: id
+        sets as sorted lists, tuples as lists, qps_limits as an object."""
         data = asdict(self._config)
         data.pop("access_key_secret")
         data.pop("callback_auth_key")
+        for name, value in data.items():
+            if isinstance(value, (set, frozenset)):
+                data[name] = sorted(value)
+            elif isinstance(value, tuple):
+                data[name] = list(value)
         return data
 
     # --- inspection ----------------------------------------------------------------------
@@ -325,8 +335,8 @@ class Sandbox:
         if operation is None:
             raise VodError("InvalidAction.NotFound")
         authenticate(request, config, self.store, self.clock)
-        if not self._qps.admit(action, config.qps_limit):
-            raise VodError("Throttling")
+        if not self._qps.admit(action, qps_limit_for(config, action)):
+            raise VodError(THROTTLED)
         decision = self.faults.decide(action)
         latency = decision.latency + config.latency
         if latency:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,13 @@ _NONCE_PRUNE_FLOOR = 4096
 def iso(moment: datetime) -> str:
     """VOD's time format: UTC to the second, with a Z."""
     return moment.astimezone(UTC).strftime(ISO_SECONDS)
+
+
+def iso_millis(moment: datetime) -> str:
+    """VOD's millisecond form, as ImageUploadComplete's EventTime: `yyyy-MM-ddTHH:mm:ss:SSSZ`
+    (a colon, not a dot, before the milliseconds, as VOD documents it)."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.strftime('%Y-%m-%dT%H:%M:%S')}:{utc.microsecond // 1000:03d}Z"
 
 
 class Clock:
@@ -137,6 +145,9 @@ class Store:
         self._nonces: dict[tuple[str, str], float] = {}  # (AccessKeyId, nonce) -> forget at
         self._prune_nonces_above = _NONCE_PRUNE_FLOOR
         self._calls: list[dict] = []
+        # Called with each list of media a Delete* action removed (the sandbox sends VOD's
+        # DeleteMediaComplete through it); None: nobody listens.
+        self.on_deleted: Callable[[list[Media]], None] | None = None
 
     def clear(self) -> None:
         """Forget everything."""
@@ -216,16 +227,27 @@ class Store:
 
     def delete(self, media_id: str, kind: str) -> bool:
         """Forget one media; a deleted video's ReferenceId becomes free again."""
+        return self.remove(media_id, kind) is not None
+
+    def remove(self, media_id: str, kind: str) -> Media | None:
+        """Forget one media and return it (None when there was none of that kind)."""
         with self._lock:
             media = self._media.get(media_id)
             if media is None or media.kind != kind:
-                return False
+                return None
             del self._media[media_id]
             if media.reference_id:
                 self._references.pop(media.reference_id, None)
             for credential in media.credentials:
                 self._sts.pop(credential.access_key_id, None)
-            return True
+            return media
+
+    def announce_deleted(self, removed: list[Media]) -> None:
+        """Tell the listener (on_deleted) which media a Delete* action removed; called outside
+        the lock, since the listener schedules notifications."""
+        listener = self.on_deleted
+        if listener is not None and removed:
+            listener(list(removed))
 
     def media_ids(self, kind: str | None = None) -> list[str]:
         """Ids of every media of a kind (all kinds when None), oldest first."""

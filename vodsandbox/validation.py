@@ -168,12 +168,22 @@ def check_user_data(params: dict) -> dict | None:
     return data
 
 
-def check_known(params: dict, name: str, known: frozenset[str], code: str) -> str:
-    """An id that must be one VOD knows (an empty `known` set knows every id)."""
+def check_known(params: dict, name: str, known: frozenset[str], code: str, *,
+                always: frozenset[str] = frozenset()) -> str:
+    """An id the account must have: one of `known` or `always` (an empty `known` set knows
+    every id, as a sandbox with nothing configured does); refused with the code's own
+    message, as VOD words it."""
     value = params.get(name, "")
-    if value and known and value not in known:
-        raise VodError(code, f'The {name} "{value}" does not exist.')
+    if value and known and value not in known and value not in always:
+        raise VodError(code)
     return value
+
+
+def check_categories(cate_ids: list[int], known: frozenset[int], code: str) -> None:
+    """Each category id must be one the account has (an empty `known` set knows all)."""
+    for cate_id in cate_ids:
+        if known and cate_id not in known:
+            raise VodError(code)
 
 
 def check_choice(params: dict, name: str, choices: frozenset[str], *,

@@ -119,18 +119,22 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         return self.issued_response(issued, status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        """Cancel: delete the media in VOD, keep the record as `cancelled`."""
-        cancelled = services.upload_cancel(upload=self.get_object(),
-                                           context=request_context(request))
-        return Response(self.record_serializer_class(cancelled).data)
+        """Delete the media in VOD and keep the record: `deleted` once its file had reached
+        VOD, `cancelled` before."""
+        ended = services.upload_remove(upload=self.get_object(),
+                                       context=request_context(request))
+        return Response(self.record_serializer_class(ended).data)
+
+
+_DESTROY_DESCRIPTION = ("Delete the media in VOD; the record stays: `deleted` when its file had "
+                        "reached VOD, `cancelled` while the upload was still to come.")
 
 
 @extend_schema_view(
     create=extend_schema(request=serializers.VideoCreateSerializer,
                          responses={201: serializers.VideoIssuedSerializer}),
     destroy=extend_schema(responses={200: serializers.VideoUploadSerializer},
-                          description="Cancel: delete the media in VOD; the record stays, "
-                                      "`cancelled`."),
+                          description=_DESTROY_DESCRIPTION),
 )
 class VideoViewSet(UploadViewSet):
     """Videos and audio: CreateUploadVideo, RefreshUploadVideo."""
@@ -161,8 +165,7 @@ class VideoViewSet(UploadViewSet):
     create=extend_schema(request=serializers.ImageCreateSerializer,
                          responses={201: serializers.ImageIssuedSerializer}),
     destroy=extend_schema(responses={200: serializers.ImageUploadSerializer},
-                          description="Cancel: delete the media in VOD; the record stays, "
-                                      "`cancelled`."),
+                          description=_DESTROY_DESCRIPTION),
 )
 class ImageViewSet(UploadViewSet):
     """Images: CreateUploadImage."""
@@ -181,8 +184,7 @@ class ImageViewSet(UploadViewSet):
     create=extend_schema(request=serializers.AttachedMediaCreateSerializer,
                          responses={201: serializers.AttachedMediaIssuedSerializer}),
     destroy=extend_schema(responses={200: serializers.AttachedMediaUploadSerializer},
-                          description="Cancel: delete the media in VOD; the record stays, "
-                                      "`cancelled`."),
+                          description=_DESTROY_DESCRIPTION),
 )
 class AttachedMediaViewSet(UploadViewSet):
     """Watermarks, subtitles and materials: CreateUploadAttachedMedia."""

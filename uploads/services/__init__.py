@@ -29,7 +29,7 @@ from .issuing import (
     video_issue,
     video_refresh,
 )
-from .lifecycle import SyncResult, upload_cancel
+from .lifecycle import SyncResult, upload_remove
 from .reconcile import NEVER_DELIVERED, upload_discard, upload_id_for_retry, uploads_sync
 
 __all__ = [
@@ -55,9 +55,9 @@ __all__ = [
     "refused_events_prune",
     "staff_permitted",
     "upload_action_check",
-    "upload_cancel",
     "upload_discard",
     "upload_id_for_retry",
+    "upload_remove",
     "uploads_sync",
     "video_issue",
     "video_refresh",

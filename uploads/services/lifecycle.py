@@ -8,6 +8,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Iterator
 
+from django.conf import settings
 from django.db import transaction
 
 from .. import audit, vod
@@ -41,6 +42,20 @@ ASSET_STATUSES = {
 }
 
 NOT_IN_VOD = "NotFoundInVod"
+# VOD has no status for a media it deleted (its id comes back among the non-existent ones):
+# what the row's VOD status says once we know VOD deleted it.
+VOD_DELETED = "Deleted"
+# VOD statuses that mean the media's file had reached VOD: a media that later disappears
+# from VOD was deleted there, not lost on the way.
+_FILE_ARRIVED = {"UploadSucc", "Transcoding", "TranscodeFail", "Checking", "Blocked", "Normal"}
+# What a failed VOD status tells a user when no event said more (VOD's ErrorCode and
+# ErrorMessage come only in the failure events; VOD's console shows the job's error).
+_FAILURE_TEXT = {
+    "TranscodeFail": "VOD could not transcode the file; it may not be a media file VOD reads.",
+    "UploadFail": "VOD reports that the upload failed.",
+}
+# Ended by a decision of ours or of VOD's owner: VOD's later word does not undo them.
+_ENDED_FOR_GOOD = {UploadStatus.CANCELLED, UploadStatus.DELETED}
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,8 @@ def apply_vod_state(upload: MediaUpload, *, context: RequestContext, audit_uncha
 def _apply_locked(upload: MediaUpload, *, context, audit_unchanged, vod_status, new_status,
                   vod_id, size, error_code, request_id) -> SyncResult:
     old_status = upload.status
-    if upload.status == UploadStatus.CANCELLED:
-        new_status = UploadStatus.CANCELLED  # our decision; VOD's word does not undo it
+    if upload.status in _ENDED_FOR_GOOD:
+        new_status = upload.status  # a decision made; VOD's word does not undo it
     new_status = new_status or upload.status
     changes = {}
     if vod_id and upload.vod_id != vod_id:
@@ -91,8 +106,13 @@ def _apply_locked(upload: MediaUpload, *, context, audit_unchanged, vod_status, 
         changes["status"] = new_status
     if size and not upload.file_size:
         changes["file_size"] = size
+    error_message = ""
+    if new_status == UploadStatus.FAILED and not error_code and not upload.error_code:
+        error_code, error_message = failure_details(vod_status)
     if error_code and upload.error_code != error_code:
         changes["error_code"] = error_code
+        if error_message:
+            changes["error_message"] = error_message
     changed = bool(changes)
     if changed:
         for name, value in changes.items():
@@ -129,10 +149,26 @@ def media_lookup(model: type[MediaUpload], ids: list[str]) -> vod.MediaInfoBatch
     return vod.get_attached_media_info(ids)
 
 
-def our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | None) -> str:
-    """Our lifecycle status for VOD's, `expired` when VOD still waits on a dead credential."""
+def never_transcoded(upload: MediaUpload, template_group_id: str = "") -> bool:
+    """Whether VOD processes this video with a template group that does not transcode.
+
+    VOD's own report of the group (GetVideoInfo's TemplateGroupId) wins over the one the
+    row asked for: an upload that named none gets the account's default group."""
+    if not isinstance(upload, VideoUpload):
+        return False
+    group = template_group_id or upload.template_group_id
+    return bool(group) and group in settings.VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS
+
+
+def our_status(upload: MediaUpload, vod_status: str, expire_before: datetime | None, *,
+               template_group_id: str = "") -> str:
+    """Our lifecycle status for VOD's: `ready` for an uploaded video no template will
+    transcode (VOD sends no TranscodeComplete for it), `expired` when VOD still waits on a
+    dead credential."""
     statuses = VIDEO_STATUSES if isinstance(upload, VideoUpload) else ASSET_STATUSES
     status = statuses.get(vod_status, "")
+    if status == UploadStatus.UPLOADED and never_transcoded(upload, template_group_id):
+        return UploadStatus.READY
     if (status == UploadStatus.UPLOADING and expire_before is not None
             and upload.credential_expires_at and upload.credential_expires_at < expire_before):
         return UploadStatus.EXPIRED
@@ -153,43 +189,78 @@ def sync_known(model, uploads: list[MediaUpload], context, audit_unchanged,
             if info is None:
                 # A verdict only on VOD's word: the id is in its list of ids it does not hold.
                 results.append(
-                    apply_vod_state(upload, context=context, audit_unchanged=audit_unchanged,
-                                    new_status=UploadStatus.FAILED, error_code=NOT_IN_VOD,
-                                    request_id=batch.request_id)
+                    gone_from_vod(upload, context=context, audit_unchanged=audit_unchanged,
+                                  request_id=batch.request_id)
                     if upload.vod_id in batch.missing else unchanged(upload))
                 continue
             results.append(apply_vod_state(
                 upload, context=context, audit_unchanged=audit_unchanged,
-                vod_status=info.status, new_status=our_status(upload, info.status, expire_before),
+                vod_status=info.status,
+                new_status=our_status(upload, info.status, expire_before,
+                                      template_group_id=info.template_group_id),
                 size=info.size, request_id=batch.request_id))
     return results
 
 
-def upload_cancel(*, upload: MediaUpload, context: RequestContext) -> MediaUpload:
-    """Delete the media in VOD and mark the row cancelled (the row itself is kept).
+def failure_details(vod_status: str) -> tuple[str, str]:
+    """(error code, message) for a failed VOD status when nothing more specific is known:
+    VOD's status itself and what it means ('', '' for other statuses)."""
+    text = _FAILURE_TEXT.get(vod_status)
+    return (vod_status, text) if text else ("", "")
 
-    Idempotent: cancelling a cancelled upload changes nothing and calls nobody. A media VOD
-    no longer knows counts as deleted. Any other VOD failure leaves the row as it was.
+
+def vanished(upload: MediaUpload) -> tuple[str, str, str]:
+    """(status, VOD status, error code) for an upload whose media VOD says it does not hold:
+    `deleted` when its file had reached VOD (someone deleted it there), else `failed`
+    (`NotFoundInVod`)."""
+    if upload.vod_status in _FILE_ARRIVED or upload.status == UploadStatus.DELETED:
+        return UploadStatus.DELETED, VOD_DELETED, ""
+    return UploadStatus.FAILED, "", NOT_IN_VOD
+
+
+def gone_from_vod(upload: MediaUpload, *, context: RequestContext, audit_unchanged: bool,
+                  request_id: str) -> SyncResult:
+    """Apply VOD's answer that it does not hold this upload's media (`vanished`)."""
+    status, vod_status, error_code = vanished(upload)
+    return apply_vod_state(upload, context=context, audit_unchanged=audit_unchanged,
+                           vod_status=vod_status, new_status=status, error_code=error_code,
+                           request_id=request_id)
+
+
+def upload_remove(*, upload: MediaUpload, context: RequestContext) -> MediaUpload:
+    """Delete the media in VOD and end the row (the row itself is kept): `deleted` when its
+    file had reached VOD, `cancelled` while it was still to come.
+
+    Idempotent: removing an upload already cancelled or deleted changes nothing and calls
+    nobody. A media VOD no longer knows counts as deleted. Any other VOD failure leaves the
+    row as it was.
     """
-    if upload.status == UploadStatus.CANCELLED:
+    if upload.status in _ENDED_FOR_GOOD:
         return upload
+    deleting = upload.vod_status in _FILE_ARRIVED
+    action = "upload.deleted" if deleting else "upload.cancelled"
     request_id = ""
     try:
         request_id = _delete_in_vod(upload)
     except vod.VodNotFound as error:
         request_id = error.request_id
     except vod.VodError as error:
-        audit.record("upload.cancelled", outcome=AuditOutcome.FAILURE, context=context,
+        audit.record(action, outcome=AuditOutcome.FAILURE, context=context,
                      target=upload, vod_request_id=error.request_id,
                      data={"operation": error.operation, "code": error.code})
         raise
     with transaction.atomic():
         locked = type(upload).objects.select_for_update().get(pk=upload.pk)
+        if locked.status in _ENDED_FOR_GOOD:
+            return locked  # a concurrent removal (or a DeleteMediaComplete) ended it first
         previous = locked.status
-        locked.status = UploadStatus.CANCELLED
-        locked.save(update_fields=["status", "updated_at"])
-        audit.record("upload.cancelled", context=context, target=locked,
-                     vod_request_id=request_id,
+        locked.status = UploadStatus.DELETED if deleting else UploadStatus.CANCELLED
+        fields = ["status", "updated_at"]
+        if deleting:
+            locked.vod_status = VOD_DELETED
+            fields.append("vod_status")
+        locked.save(update_fields=fields)
+        audit.record(action, context=context, target=locked, vod_request_id=request_id,
                      data={"from": previous, **on_behalf(locked, context)})
     return locked
 

@@ -40,6 +40,9 @@ DEFAULT_RETRY_AFTER_SECONDS = 1
 T = TypeVar("T")
 
 
+# Something the request named, not the media, does not exist: the caller's input is wrong
+# (a category the account does not have), not "VOD does not know this media".
+_INPUT_NOT_FOUND_CODES = {"InvalidCateId.NotFound"}
 _NOT_CONFIGURED_CODES = {
     "InvalidAccessKeyId.NotFound",
     "InvalidAccessKeyId.Inactive",
@@ -49,6 +52,7 @@ _NOT_CONFIGURED_CODES = {
     "InvalidSecurityToken.Malformed",
     "InvalidTemplateGroupId.NotFound",
     "InvalidStorage.NotFound",
+    "Forbidden.OperateApp",
     "Forbidden.InitFailed",
     "OperationDenied",
     "OperationDenied.Suspended",
@@ -71,6 +75,8 @@ def _classify(exc: AlibabaCloudException, operation: str) -> VodError:
                             **kwargs)
     if code in _DUPLICATE_REFERENCE_CODES:
         return VodDuplicateReference(message, **kwargs)
+    if code in _INPUT_NOT_FOUND_CODES:
+        return VodInvalidInput(message, **kwargs)
     if code in _NOT_CONFIGURED_CODES or code.startswith(("Forbidden.RAM", "NoPermission")):
         return VodNotConfigured(message, **kwargs)
     if status == 404 or code.endswith(".NotFound"):

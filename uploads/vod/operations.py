@@ -254,7 +254,8 @@ def get_video_infos(*, video_ids: list[str] = (), reference_ids: list[str] = ())
     body = response.body
     infos = [MediaInfo(media_id=item.video_id, status=item.status or "", size=item.size,
                        duration=item.duration, title=item.title or "",
-                       reference_id=item.reference_id or "")
+                       reference_id=item.reference_id or "",
+                       template_group_id=item.template_group_id or "")
              for item in body.video_list or []]
     return MediaInfoBatch(
         found={info.media_id: info for info in infos},

@@ -82,6 +82,8 @@ class MediaInfo:
     title: str = ""
     reference_id: str = ""
     tags: tuple[str, ...] = ()
+    # The template group VOD processes a video with ('' for images and attached media).
+    template_group_id: str = ""
 
 
 @dataclass(frozen=True)

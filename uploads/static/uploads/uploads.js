@@ -32,6 +32,9 @@
       badge.textContent = config.statuses[record.status] || record.status;
       badge.className = `badge status-${record.status}`;
     }
+    const note = row.querySelector(".error-note");
+    note.textContent = record.error ? record.error.message || record.error.code : "";
+    note.hidden = !record.error;
     row.querySelector(".size").textContent = formatSize(record.file_size);
     if (!config.inFlight.includes(record.status)) delete row.dataset.live;
   }
