@@ -47,7 +47,8 @@ IFS=, read -ra NO_TRANSCODE <<< "$VOD_NO_TRANSCODE_TEMPLATE_GROUP_IDS"
 for group in "${NO_TRANSCODE[@]}"; do ACCOUNT+=(--no-transcode-template-group "$group"); done
 "$BIN/python" -m vodsandbox --host 127.0.0.1 --port "$SANDBOX_PORT" \
   --access-key-id "$VOD_SANDBOX_ACCESS_KEY_ID" --access-key-secret "$VOD_SANDBOX_ACCESS_KEY_SECRET" \
-  --callback-auth-key "$VOD_CALLBACK_AUTH_KEYS" --transcode-delay 2 "${ACCOUNT[@]}" \
+  --callback-auth-key "$VOD_CALLBACK_AUTH_KEYS" --callback-url "$VOD_CALLBACK_URL" \
+  --transcode-delay 2 "${ACCOUNT[@]}" \
   > var/sandbox.log 2>&1 &
 SANDBOX_PID=$!
 trap 'kill $SANDBOX_PID 2>/dev/null || true' EXIT INT TERM
@@ -81,6 +82,11 @@ vodportal (local, DEBUG, vodsandbox on SQLite)
   Account:    app {app_id}, template group {template_group}: what the portal sends
               No transcoding: VOD_TEMPLATE_GROUP_ID=VOD_NO_TRANSCODE make run (the sandbox
               always knows VOD's `--template-group VOD_NO_TRANSCODE`)
+
+Log in as an app does, for an API token of your own (the demo's is below):
+
+  curl -s -X POST {base}/api/v1/auth/token/ -H 'Content-Type: application/json' \\
+    -d '{{"username": "demo", "password": "{demo['user_password']}"}}'
 
 Ask for an upload credential as the demo user:
 

@@ -15,11 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from knox.models import AuthToken
-
-from . import services
+from . import services, token_admin  # noqa: F401 (token_admin registers the token and user admins)
 from .audit import ACTIONS, RequestContext
-from .auth_audit import token_id
 from .callbacks import EVENT_TYPES
 from .models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload, VodEvent
 from .pagination import EstimatedCountPaginator
@@ -335,32 +332,3 @@ class VodEventAdmin(ReadOnlyAtScaleAdmin):
     search_help_text = "An exact VOD id."
     ordering = ("-received_at",)
     sortable_by = ("received_at",)
-
-
-# knox's own admin mints a token for any user and shows it in a message (kept in a cookie):
-# a superuser could act as anyone, unseen. Here tokens can be listed and revoked, not made
-# (apps get theirs by logging in); creation and revocation are audited (auth_audit).
-admin.site.unregister(AuthToken)
-
-
-@admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
-    """API tokens: who holds one, since when, until when. Revoking is deleting."""
-
-    list_display = ("token_id", "user", "created", "expiry")
-    list_select_related = ("user",)
-    search_fields = ("user__username",)
-    raw_id_fields = ("user",)
-    fields = ("user", "created", "expiry")
-    readonly_fields = fields
-
-    @admin.display(description="token id")
-    def token_id(self, token) -> str:
-        """A non-secret handle: the start of the token's SHA-512 digest."""
-        return token_id(token)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -8,4 +8,5 @@ class UploadsConfig(AppConfig):
     name = "uploads"
 
     def ready(self):
-        from . import auth_audit, checks, token_cache  # noqa: F401  (signal receivers, checks)
+        # Signal receivers and system checks (the OpenID Connect settings' among them).
+        from . import auth_audit, checks, oidc, token_cache  # noqa: F401

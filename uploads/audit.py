@@ -38,7 +38,7 @@ ACTIONS = (
     "upload.access.refused", "upload.action.refused",
     "vod.event.received", "vod.event.rejected", "vod.event.pruned",
     "auth.login", "auth.login.failed", "auth.locked_out",
-    "auth.token.created", "auth.token.deleted",
+    "auth.token.created", "auth.token.deleted", "auth.user.created", "auth.oidc.user_created",
 )
 # What a row's mac signs starts with this, so it can never stand for a chain hash.
 _MAC_DOMAIN = "vodportal audit row|"

@@ -5,6 +5,10 @@ Receivers of Django's, axes' and the ORM's signals."""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_delete, post_save
@@ -52,9 +56,31 @@ def token_id(token: AuthToken) -> str:
     return token.digest[:12]
 
 
+# Who is creating or revoking tokens right now, when someone is: a user logging in or out
+# through the API, a staff member in the admin, a management command.
+_acting: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "vodportal_token_actor", default=None)
+
+
+@contextmanager
+def acting_as(context: RequestContext) -> Iterator[RequestContext]:
+    """Inside the block, tokens created or deleted (and accounts created) are audited as done
+    by `context`'s actor, from its request; outside, as anonymous `api token` events."""
+    marker = _acting.set(context)
+    try:
+        yield context
+    finally:
+        _acting.reset(marker)
+
+
+def acting_context() -> RequestContext:
+    """The context token and account events are recorded with (see `acting_as`)."""
+    return _acting.get() or RequestContext(actor_label="api token",
+                                           request_id=current_request_id.get())
+
+
 def _token_event(action: str, token: AuthToken) -> None:
-    audit.record(action, context=RequestContext(actor_label="api token",
-                                                request_id=current_request_id.get()),
+    audit.record(action, context=acting_context(),
                  data={"user": token.user.get_username(), "token_id": token_id(token),
                        "expiry": token.expiry.isoformat() if token.expiry else None})
 

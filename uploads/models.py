@@ -313,3 +313,33 @@ class IdempotencyRecord(models.Model):
         lease_start = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
         return models.Q(state=cls.INTERRUPTED) | models.Q(state=cls.RUNNING,
                                                           claimed_at__lt=lease_start)
+
+
+class ExternalIdentity(models.Model):
+    """A user known from an OpenID Connect provider: the provider's (issuer, subject) pair
+    names exactly one user, created on first sight (uploads/oidc.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="external_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"],
+                                               name="external_identity_once")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
+class ApiTokenUse(models.Model):
+    """When an API token was last used, to the minute: written at most once a minute per
+    token and process, so a busy token costs no write per request."""
+
+    token = models.OneToOneField("knox.AuthToken", on_delete=models.CASCADE, primary_key=True,
+                                 related_name="use")
+    last_used_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"last used {self.last_used_at:%Y-%m-%d %H:%M}"

@@ -196,6 +196,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "uploads.api.authentication.TokenAuthentication",
+        "uploads.api.oidc_authentication.OIDCAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -311,10 +312,34 @@ REST_KNOX = {
     "TOKEN_PREFIX": "vodp_",
     "AUTH_HEADER_PREFIX": "Token",
 }
+# Token logins (POST /api/v1/auth/token/) per client address, on top of django-axes'
+# lockout after LOGIN_FAILURE_LIMIT failures (the same count as the login pages').
+API_LOGIN_RATE = env.str("API_LOGIN_RATE", default="20/minute")
 # How long a token knox accepted is served from the shared cache (uploads/token_cache.py):
 # any ORM change of a user or token retires every entry at once; this bounds the rest.
 # Only with REDIS_URL: a per-process cache could not hear of another process's revocation.
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
+
+# Federated identity (uploads/oidc/): `Authorization: Bearer <JWT access token>` from an
+# OpenID Connect provider. OIDC_ISSUER configures one; OIDC_PROVIDERS (a JSON list of
+# {"issuer", "audience", "jwks_url", "username_claim", "email_claim", "algorithms",
+# "leeway_seconds"}) several, keys left out taking the OIDC_* values below. None: off.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_AUDIENCE = env.list("OIDC_AUDIENCE", default=[])
+OIDC_JWKS_URL = env.str("OIDC_JWKS_URL", default="")
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_EMAIL_CLAIM = env.str("OIDC_EMAIL_CLAIM", default="email")
+# Asymmetric algorithms only (RS*, PS*, ES*, EdDSA); HS* and "none" are refused.
+OIDC_ALGORITHMS = env.list("OIDC_ALGORITHMS", default=["RS256", "ES256"])
+OIDC_LEEWAY_SECONDS = env.int("OIDC_LEEWAY_SECONDS", default=30)
+OIDC_PROVIDERS = env.json("OIDC_PROVIDERS", default=[])
+# Fetching a provider's discovery document and keys: a short timeout (a request waits on
+# it); keys kept this long, refetched for an unknown kid at most once per cooldown, and
+# still used this long past their time while the provider cannot be reached.
+OIDC_HTTP_TIMEOUT_SECONDS = env.float("OIDC_HTTP_TIMEOUT_SECONDS", default=3.0)
+OIDC_JWKS_CACHE_SECONDS = env.int("OIDC_JWKS_CACHE_SECONDS", default=300)
+OIDC_JWKS_REFRESH_COOLDOWN_SECONDS = env.int("OIDC_JWKS_REFRESH_COOLDOWN_SECONDS", default=30)
+OIDC_JWKS_STALE_SECONDS = env.int("OIDC_JWKS_STALE_SECONDS", default=3600)
 
 # How long an Idempotency-Key is remembered (the IETF draft and Stripe: at least 24 h).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import oss2
 import requests
@@ -25,6 +25,9 @@ from .verify import Snapshot, Verdict
 EXPECTED_EVENTS = {"video": {"FileUploadComplete", "TranscodeComplete"},
                    "image": {"ImageUploadComplete"},
                    "attached_media": {"AttachedMediaUploadComplete"}}
+# A real small file of each kind (the sandbox, like VOD, fails to process anything else).
+SAMPLES = Path(__file__).resolve().parents[2] / "vodsandbox" / "samples"
+SAMPLE_BY_KIND = {"video": "sample.mp4", "image": "sample.png", "attached_media": "sample.png"}
 UPLOAD_THREADS = 8
 REPLAY_THREADS = 16
 
@@ -144,7 +147,7 @@ def callbacks(ctx: Context, api: Api, before: Snapshot) -> Extra:
         answer = api.create(kind, f"{prefix}-{index}", user=index)
         if answer.status != 201 or not answer.body:
             return
-        problem = upload(answer.body, os.urandom(2048 + index))
+        problem = upload(answer.body, (SAMPLES / SAMPLE_BY_KIND[kind]).read_bytes())
         with lock:
             if problem:
                 failures.append(f"{kind} {answer.media_id}: {problem}")

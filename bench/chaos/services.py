@@ -91,8 +91,10 @@ class RedisServer:
 class SandboxProcess:
     """`python -m vodsandbox` in its own process, steered through /_sandbox/... ."""
 
-    def __init__(self, workdir: Path, callback_auth_key: str) -> None:
+    def __init__(self, workdir: Path, callback_auth_key: str, callback_url: str) -> None:
         self.port = free_port()
+        # VOD sends a media's events only while the account's global callback is on.
+        self.callback_url = callback_url
         self.url = f"http://127.0.0.1:{self.port}"
         self.endpoint = f"127.0.0.1:{self.port}"
         self.log_path = workdir / "sandbox.log"
@@ -106,6 +108,7 @@ class SandboxProcess:
             [PYTHON, "-m", "vodsandbox", "--host", "127.0.0.1", "--port", str(self.port),
              "--access-key-id", ACCESS_KEY_ID, "--access-key-secret", ACCESS_KEY_SECRET,
              "--callback-auth-key", self.callback_auth_key,
+             "--callback-url", self.callback_url,
              # Faults, not VOD's limit, are what this suite injects (its scenarios answer
              # Throttling on purpose, at chosen rates).
              "--no-qps-limits"],
@@ -229,11 +232,11 @@ def start_stack(workdir: Path, base_database_url: str, users: list[str]) -> tupl
     redis_server = RedisServer(workdir)
     started.append(redis_server)
     redis_server.start()
-    sandbox = SandboxProcess(workdir, auth_key)
-    started.append(sandbox)
-    sandbox.start()
     port = free_port()
     callback_url = f"http://127.0.0.1:{port}/api/v1/vod/events/"
+    sandbox = SandboxProcess(workdir, auth_key, callback_url)
+    started.append(sandbox)
+    sandbox.start()
     database_url = fresh_database_url(base_database_url, DATABASE_NAME, workdir)
     if not database_url.startswith("postgres"):
         raise SystemExit("chaos needs PostgreSQL (--database-url postgres://...)")

@@ -8,7 +8,7 @@ from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
 from rest_framework import exceptions
 
-from .. import token_cache
+from .. import token_cache, token_use
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -31,6 +31,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not text.isprintable():
             raise exceptions.AuthenticationFailed(_("Invalid token."))
+        user, auth_token = self._checked(token, text)
+        token_use.touch(auth_token)
+        return user, auth_token
+
+    def _checked(self, token: bytes, text: str):
         if not token_cache.enabled():
             return super().authenticate_credentials(token)
         lookup = token_cache.Lookup(hash_token(text))

@@ -28,7 +28,8 @@ logger = logging.getLogger("uploads.api")
 # What each error status means, for the OpenAPI description.
 ERROR_STATUSES = {
     400: "Invalid input (the body names each field) or VOD refused the input.",
-    401: "Not authenticated: send `Authorization: Token <token>` or log in.",
+    401: "Not authenticated: send `Authorization: Token <token>` (or `Bearer <access token>` "
+         "from a configured OpenID Connect provider), or log in.",
     403: "Not allowed (for sessions: the CSRF token is missing or wrong).",
     404: "No such upload for you (another user's id answers the same).",
     405: "Method not allowed.",
@@ -40,7 +41,9 @@ ERROR_STATUSES = {
     429: "Too many requests (yours, or VOD's limit): wait Retry-After seconds.",
     500: "Unexpected error (it is logged with the request id).",
     502: "VOD answered something unreadable (see Retry-After).",
-    503: "VOD, the database or Redis is unavailable (`vod_unavailable`, "
+    503: "The identity provider cannot be asked for its keys "
+         "(`identity_provider_unavailable`), or "
+         "VOD, the database or Redis is unavailable (`vod_unavailable`, "
          "`database_unavailable`, `redis_unavailable`; see Retry-After), vodportal is "
          "overloaded (`overloaded`: the request waited too long behind busy workers), or "
          "misconfigured (`vod_not_configured`).",

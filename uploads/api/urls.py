@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import auth_views, views
 
 router = SimpleRouter()
 router.register("videos", views.VideoViewSet, basename="video")
@@ -12,5 +12,7 @@ router.register("attached-media", views.AttachedMediaViewSet, basename="attached
 
 urlpatterns = [
     path("vod/events/", views.VodEventView.as_view(), name="vod-events"),
+    path("auth/token/", auth_views.TokenView.as_view(), name="auth-token"),
+    path("auth/tokens/", auth_views.TokensView.as_view(), name="auth-tokens"),
     *router.urls,
 ]
