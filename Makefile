@@ -2,32 +2,39 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# Two stamps: `make serve` (production) installs requirements.txt only; the rest adds the
+# development tools (requirements-dev.txt includes requirements.txt).
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cksum < requirements.txt | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
-# ali-oss (pinned in package.json / package-lock.json): its prebuilt browser bundle is served
-# by the upload page as a static file, copied there by `install` and git-ignored.
-NPM_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
+# ali-oss's prebuilt browser bundle is committed (uploads/static/vendor/, README "Uploading
+# from a browser"), so no command but `make vendor` needs Node.js. The version is pinned in
+# package.json / package-lock.json, which only `make vendor` reads.
 ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
 
-.PHONY: install browser run serve test test-postgres fuzz fuzz-raw check bench-issue bench-capacity chaos clean
+.PHONY: install install-runtime vendor run serve browser test test-postgres fuzz fuzz-raw check deploy-check bench-issue bench-capacity chaos clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUNTIME_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.runtime-*
+	touch $(RUNTIME_STAMP)
+
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	rm -f $(VENV)/.dev-*
+	touch $(DEV_STAMP)
 
-# npm ci empties node_modules first, so an old stamp goes with it.
-$(NPM_STAMP): package.json package-lock.json
+install-runtime: $(RUNTIME_STAMP)
+install: $(DEV_STAMP)
+
+## Refresh the committed ali-oss bundle from npm after changing its pin in package.json.
+vendor:
 	npm ci --no-audit --no-fund
-	touch $(NPM_STAMP)
-
-$(ALI_OSS_BUNDLE): $(NPM_STAMP)
-	mkdir -p $(@D)
-	cp node_modules/ali-oss/dist/aliyun-oss-sdk.min.js $@
-
-install: $(STAMP) $(ALI_OSS_BUNDLE)
+	cp node_modules/ali-oss/dist/aliyun-oss-sdk.min.js $(ALI_OSS_BUNDLE)
+	cp node_modules/ali-oss/LICENSE uploads/static/vendor/aliyun-oss-sdk.LICENSE.txt
+	@echo "Now record the version and sha256 in README.md (\"Uploading from a browser\"):"
+	@head -1 $(ALI_OSS_BUNDLE); sha256sum $(ALI_OSS_BUNDLE)
 
 ## Run vodportal locally against vodsandbox on SQLite, with demo accounts.
 run: install
@@ -36,8 +43,9 @@ run: install
 browser:
 	./scripts/ensure-debian-package.sh chromium chromium optional "the browser tests"
 
-## Production-style: collect static files, migrate, serve with gunicorn (gunicorn.conf.py).
-serve: install
+## Production-style: collect static files, migrate, serve with gunicorn (gunicorn.conf.py,
+## which reads .env as Django does). Runtime requirements only: no test tools, no npm.
+serve: install-runtime
 	$(BIN)/python manage.py collectstatic --no-input -v 0
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/gunicorn vodportal.wsgi:application -c gunicorn.conf.py
@@ -80,5 +88,9 @@ check: install
 	$(BIN)/lint-imports
 	DJANGO_DEBUG=true $(BIN)/python manage.py check
 
+## The README's deployment steps, word for word, from a clean copy of the tree (CI runs it).
+deploy-check:
+	$(PYTHON) scripts/deploy_check.py
+
 clean:
-	rm -rf $(VENV) var db.sqlite3 .pytest_cache node_modules $(ALI_OSS_BUNDLE)
+	rm -rf $(VENV) var db.sqlite3 .pytest_cache node_modules staticfiles

@@ -1,5 +1,6 @@
 """gunicorn settings for production-style runs (`make serve`), all overridable from the
-environment.
+environment or the deployment's `.env` (the file Django's settings read, with the same
+precedence: a variable set in the environment wins over the file).
 
 The serving model: gthread workers, one per core, each with many threads. A credential's
 time is mostly spent waiting on VOD (tens to hundreds of milliseconds) and its CPU is a few
@@ -13,8 +14,17 @@ sees at most workers x DATABASE_POOL_SIZE connections per host. bench/README.md,
 """
 
 import gc
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
+
+from vodportal import envfile
+
+# Before any GUNICORN_* is read: one configuration source for gunicorn and Django, so what a
+# deployer writes in .env (GUNICORN_BIND, GUNICORN_WORKERS, ...) is what gunicorn does.
+envfile.load()
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # More processes than cores would only share the same CPU (each worker's threads already
@@ -56,3 +66,48 @@ def post_worker_init(worker):
     # Resolving once imports the URLconf: the views, services, the VOD gateway and its SDK.
     get_resolver().resolve("/healthz")
     gc.freeze()
+
+
+# --- Prometheus metrics across workers (uploads/metrics/, docs/metrics.md) -----------------
+# Each worker keeps its counters in memory-mapped files of one directory and a scrape, served
+# by any worker, adds them all up (prometheus_client's multiprocess mode). The variable must be
+# set before a worker imports prometheus_client: here, in the master, whose environment the
+# workers inherit. Unless the deployer names a directory, each master makes its own (two
+# gunicorns on one host must not add up each other's counters). A reload (SIGHUP) runs this
+# file again and keeps the directory, since the variable is set by then: counters survive it.
+_METRICS_DIR_PREFIX = "vodportal-metrics-"
+
+
+def _metrics_directory():
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIR_PREFIX)
+
+
+_metrics_directory()
+
+
+def on_starting(server):
+    """Start the metrics directory empty: files an earlier run's workers left would add
+    their counts to this run's."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):  # prometheus_client's files only
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    """A worker is gone (stopped, recycled, killed): drop its live gauges
+    (vodportal_vod_calls_in_flight). Its counters stay in the sum, as they must."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this master made for itself, unless a new master it
+    started (SIGUSR2, an upgrade in place) goes on using it."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    ours = (os.path.dirname(directory) == tempfile.gettempdir()
+            and os.path.basename(directory).startswith(_METRICS_DIR_PREFIX))
+    if ours and not getattr(server, "reexec_pid", 0):
+        shutil.rmtree(directory, ignore_errors=True)

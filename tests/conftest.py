@@ -56,6 +56,16 @@ def fresh_rate_counts():
 
 
 @pytest.fixture(autouse=True)
+def no_vod_check_verdict():
+    """Every test starts with no `vod_check` verdict kept (it lives in the cache)."""
+    from django.core.cache import cache
+
+    from uploads.services.vod_check import VERDICT_KEY
+
+    cache.delete(VERDICT_KEY)
+
+
+@pytest.fixture(autouse=True)
 def portal_uses_sandbox(sandbox, settings):
     """Point the portal's gateway at the sandbox for every test: no test can reach VOD."""
     settings.VOD_SANDBOX = True

@@ -75,6 +75,8 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "AUDIT_KEY": "stack-audit-key-" + uuid.uuid4().hex,
         "AUDIT_CHECKPOINT_DIR": str(workdir / "audit-checkpoints"),
+        # Collected as a deployment does (/readyz checks the pages' assets are there).
+        "DJANGO_STATIC_ROOT": str(workdir / "static"),
         "DATABASE_URL": database_url,
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
         "VOD_SANDBOX": "true",
@@ -91,6 +93,8 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
         **(extra_env or {}),
     }
     python = sys.executable
+    subprocess.run([python, "manage.py", "collectstatic", "--no-input", "-v", "0"], cwd=ROOT,
+                   env=env, check=True, timeout=180)
     subprocess.run([python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT,
                    env=env, check=True, timeout=180)
     code = ("import json; from knox.models import AuthToken; "

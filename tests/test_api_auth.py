@@ -61,3 +61,15 @@ def test_session_auth_requires_the_csrf_token(user, sandbox):
     accepted = browser.post("/api/v1/videos/", VIDEO, content_type="application/json",
                             HTTP_X_CSRFTOKEN=csrf)
     assert accepted.status_code == 201, accepted.content
+
+
+def test_the_api_root_maps_the_api_for_anyone(client):
+    """make run's banner links to /api/v1/: it answers, and every link it gives does too."""
+    answer = client.get("/api/v1/")
+
+    assert answer.status_code == 200
+    links = answer.json()
+    assert {"videos", "images", "attached_media", "login", "schema", "docs"} <= set(links)
+    for name in ("schema", "docs"):
+        assert client.get(links[name]).status_code == 200
+    assert client.get(links["videos"]).status_code == 401  # there, behind authentication

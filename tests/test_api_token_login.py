@@ -179,3 +179,21 @@ def test_a_tokens_use_is_written_at_most_once_a_minute(alice):
     assert not [query for query in queries if "apitokenuse\" SET" in query["sql"]
                 or "INTO \"uploads_apitokenuse\"" in query["sql"]]
     assert AuthToken.objects.get(user=alice).use.last_used_at == first
+
+
+def test_an_expired_token_is_told_apart_from_a_wrong_one(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    token = login().json()["token"]
+    AuthToken.objects.filter(user=alice).update(expiry=timezone.now() - timedelta(seconds=1))
+
+    expired = client_with(token).get("/api/v1/videos/")
+    wrong = client_with("vodp_" + "x" * 64).get("/api/v1/videos/")
+
+    assert expired.status_code == wrong.status_code == 401
+    assert expired.json()["code"] == "token_expired"
+    assert "log in again" in expired.json()["detail"]
+    assert wrong.json()["code"] != "token_expired"
+    assert client_with(token).get("/api/v1/videos/").json()["code"] != "token_expired"  # gone

@@ -165,3 +165,11 @@ def test_list_filters_by_status(api):
 
     ready = api.get(VIDEOS, {"status": "ready"}).json()["results"]
     assert [item["video_id"] for item in ready] == [created["video_id"]]
+
+
+def test_an_unknown_status_filter_is_a_400_naming_it(api):
+    create_video(api)
+
+    answer = api.get(VIDEOS, {"status": "bogus"})
+
+    assert answer.status_code == 400 and list(answer.json()["errors"]) == ["status"]

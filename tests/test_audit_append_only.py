@@ -145,9 +145,16 @@ def test_a_re_pointed_actor_is_detected(without_triggers):
     assert status == 1 and "broken at sequence 4: actor was changed" in message
 
 
-def test_a_wrong_key_is_detected(settings):
+def test_a_wrong_key_is_named_as_such_not_as_tampering(settings):
     write_events()
     settings.AUDIT_KEY = "not-the-key-the-chain-was-written-with"
+    status, message = verify()
+    assert status == 1 and "cannot be verified" in message and "AUDIT_KEY" in message
+    assert "broken" not in message
+
+
+def test_an_edited_first_event_is_tampering_not_a_wrong_key(without_triggers):
+    sql(f"UPDATE {TABLE} SET action = 'auth.login' WHERE sequence = 1")
     status, message = verify()
     assert status == 1 and "broken at sequence 1" in message
 

@@ -1,4 +1,5 @@
-"""/healthz and /readyz: fast, unauthenticated, and they never call VOD."""
+"""/healthz and /readyz: fast and unauthenticated; readiness asks VOD (harmlessly) at most
+once per VOD_CHECK_CACHE_SECONDS."""
 
 import pytest
 
@@ -11,13 +12,18 @@ def test_healthz_is_alive(client):
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_readyz_checks_database_cache_and_credentials_without_calling_vod(client, sandbox):
+def test_readyz_checks_database_cache_credentials_and_vods_verdict_once(client, sandbox):
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "cache", "vod_credentials"}
-    assert sandbox.calls == []
+    assert set(body["checks"]) == {"database", "cache", "vod_credentials", "vod_configuration",
+                                   "static_files"}
+    asked = sandbox.count_calls()
+    assert asked >= 1 and all(call["action"].startswith("Get") for call in sandbox.calls)
+
+    assert client.get("/readyz").status_code == 200
+    assert sandbox.count_calls() == asked  # the verdict is kept
 
 
 def test_readyz_names_a_broken_cache(client, settings):
@@ -34,3 +40,11 @@ def test_readyz_names_missing_vod_credentials(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["vod_credentials"]
+
+
+def test_readyz_is_not_ready_with_keys_vod_refuses(client, settings):
+    """Keys that resolve but VOD does not accept (the sandbox refuses the signature)."""
+    settings.VOD_SANDBOX_ACCESS_KEY_SECRET = "not-the-secret-vod-knows"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["vod_configuration"]

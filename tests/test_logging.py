@@ -36,3 +36,22 @@ def test_log_lines_are_json_with_the_request_id(api, settings, sandbox):
 
 def test_production_settings_log_json():
     assert settings.LOGGING["formatters"]["json"]["()"] == "pythonjsonlogger.json.JsonFormatter"
+
+
+@pytest.mark.parametrize("path, status", [("/api/v1/videos/nope/", 404),
+                                          ("/api/v1/videos/?status=bogus", 400)])
+def test_djangos_own_error_lines_carry_the_request_id(api, path, status):
+    """django.request logs a 4xx/5xx after the middleware returned, outside its context."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s [%(request_id)s] %(message)s"))
+    handler.addFilter(RequestIdLogFilter())
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        answer = api.get(path, HTTP_X_REQUEST_ID="trace-456")
+    finally:
+        logger.removeHandler(handler)
+
+    assert answer.status_code == status
+    assert "django.request [trace-456]" in stream.getvalue()

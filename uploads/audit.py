@@ -203,6 +203,9 @@ class ChainReport:
     reason: str = ""
     first_bad_id: int | None = None
     unsealed: int = 0
+    # The trail was not written with this key: nothing verifies, which is no sign of
+    # tampering (a deployment's AUDIT_KEY differs from the one that signed the rows).
+    wrong_key: bool = False
 
 
 def verify_chain(key: bytes | None = None, *, batch_size: int = 5000) -> ChainReport:
@@ -243,10 +246,24 @@ def _verify_sealed(key: bytes, batch_size: int) -> ChainReport:
             return ChainReport(False, checked, sequence - 1, previous_hash, sequence,
                                reason="actor was changed")
         if not hmac.compare_digest(row["hash"] or "", chain_hash(previous_hash, row, key)):
+            if checked == 0 and _signed_with_another_key(key):
+                return ChainReport(False, 0, 0, GENESIS_HASH, sequence, wrong_key=True,
+                                   reason="no event's mac verifies with this AUDIT_KEY: the "
+                                          "trail was written with another key (check "
+                                          "AUDIT_KEY), or every event was rewritten")
             return ChainReport(False, checked, sequence - 1, previous_hash, sequence,
                                reason="hash does not match the row and its predecessor")
         previous_hash, expected_sequence, checked = row["hash"], sequence + 1, checked + 1
     return ChainReport(True, checked, expected_sequence - 1, previous_hash)
+
+
+def _signed_with_another_key(key: bytes, sample: int = 20) -> bool:
+    """Whether none of the oldest events' macs verify with `key`: tampering changes some
+    rows, a wrong key fails every one."""
+    columns = ("mac", *CHAINED_FIELDS)
+    rows = list(AuditEvent.objects.filter(sequence__isnull=False).order_by("sequence")
+                .values(*columns)[:sample])
+    return bool(rows) and not any(mac_matches(row, row["mac"], key) for row in rows)
 
 
 def _verify_macs_unique(report: ChainReport) -> ChainReport:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from . import audit, ratelimit
+from . import audit, metrics, ratelimit
 from .audit import RequestContext
 from .models import AuditOutcome, VodEvent, VodEventStatus
 from .services import DependencyUnavailable, VodError, events
@@ -160,6 +160,15 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
     return f"{effect.old_status} -> {effect.new_status} (confirmed by VOD)"
 
 
+# The verdict /metrics counts for an authentic first delivery, by the start of _dispatch's note.
+_VERDICTS = (("ignored", "ignored"), ("event type not handled", "ignored"),
+             ("not confirmed", "unconfirmed"), ("media is not one of ours", "unknown_media"))
+
+
+def _verdict(note: str) -> str:
+    return next((verdict for start, verdict in _VERDICTS if note.startswith(start)), "accepted")
+
+
 def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | None,
             request_id: str) -> CallbackAnswer:
     """Handle one delivery end to end. Never raises for bad input: it answers (Redis down
@@ -171,6 +180,7 @@ def receive(*, body: bytes, timestamp: str, signature: str, client_ip: str | Non
         wait = ratelimit.hit(settings.VOD_CALLBACK_REFUSED_RATE, "vodportal-refused-callback",
                              client_ip or "unknown")
         if wait:
+            metrics.callback("", "throttled")
             return CallbackAnswer(status=429, code="too_many_refused_callbacks",
                                   detail=problem, retry_after=wait)
     # Kept as text for staff to read: undecodable bytes and NULs as U+FFFD (the fingerprint
@@ -202,6 +212,7 @@ def _reject(stored: VodEvent, problem: str, context: RequestContext) -> Callback
         stored.save(update_fields=["status", "reason"])
         audit.record("vod.event.rejected", outcome=AuditOutcome.REJECTED, context=context,
                      data={"reason": problem, "event": stored.pk})
+    metrics.callback("", "rejected")
     status = 400 if problem.startswith("body") else 403
     return CallbackAnswer(status=status, code="callback_rejected", detail=problem)
 
@@ -221,7 +232,9 @@ def _accept(stored: VodEvent, payload: dict, context: RequestContext) -> Callbac
         except IntegrityError:
             stored.status, stored.reason = VodEventStatus.DUPLICATE, "already processed"
             stored.save(update_fields=described)
+            metrics.callback(stored.event_type, "duplicate", known=EVENT_RULES)
             return CallbackAnswer(status=200, code=stored.status)
         stored.reason = _dispatch(payload, context)[:200]
         stored.save(update_fields=["reason"])
+    metrics.callback(stored.event_type, _verdict(stored.reason), known=EVENT_RULES)
     return CallbackAnswer(status=200, code=stored.status)

@@ -47,11 +47,15 @@ class RequestIdMiddleware:
 
 
 class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every log record (empty outside a request)."""
+    """Adds `request_id` to every log record (empty outside a request).
+
+    Django logs a request's 4xx/5xx (`django.request`) after the middleware has returned,
+    when the context no longer holds the id: such a record carries the request itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = current_request_id.get()
+            record.request_id = (current_request_id.get()
+                                 or getattr(getattr(record, "request", None), "request_id", ""))
         return True
 
 

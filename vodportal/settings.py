@@ -1,7 +1,8 @@
 """vodportal settings, read from the environment (12-factor).
 
-Every value a deployer sets comes from an environment variable (or a `.env` file beside
-manage.py, for local runs); README.md lists them. AccessKeys are never read here: the VOD
+Every value a deployer sets comes from an environment variable or the deployment's `.env`
+file beside manage.py (vodportal/envfile.py: gunicorn.conf.py reads the same file, and the
+environment wins over it); README.md lists them. AccessKeys are never read here: the VOD
 gateway takes them from the alibabacloud-credentials default chain.
 """
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import environ
 
+from vodportal import envfile
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+envfile.load()
 
 # The credentials chain ends with the ECS metadata service (100.100.100.200). Off ECS it can
 # only hang or fail, and on our test and sandbox machines it must never be contacted, so it
@@ -152,7 +155,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic gathers the assets WhiteNoise serves; the tests' gunicorn stacks collect
+# into a directory of their own.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # WhiteNoise serves collected, hashed, compressed static files (`collectstatic` on deploy).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -162,6 +167,9 @@ STORAGES = {
 
 # --- Cache: shared by every process when REDIS_URL is set (throttles, VOD QPS limiter) ---
 REDIS_URL = env.str("REDIS_URL", default="")
+if envfile.local_run():
+    # `make run` on a host that is also a deployment: never its database or Redis.
+    envfile.check_local_run(os.environ.get("DATABASE_URL", ""), REDIS_URL)
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                           "LOCATION": REDIS_URL, "KEY_PREFIX": "vodportal",
@@ -256,6 +264,9 @@ VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=5)
 VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)
 VOD_RETRY_BACKOFF_MS = env.int("VOD_RETRY_BACKOFF_MS", default=200)
 VOD_APP_ID = env.str("VOD_APP_ID", default="")
+# How long /readyz trusts a passing `vod_check` verdict (a failing one: 60 s) before it
+# checks again with harmless VOD calls.
+VOD_CHECK_CACHE_SECONDS = env.int("VOD_CHECK_CACHE_SECONDS", default=300)
 VOD_TEMPLATE_GROUP_ID = env.str("VOD_TEMPLATE_GROUP_ID", default="")
 # Template groups that never transcode: VOD's built-in "No Transcoding" group, and any of the
 # account's own. A video processed with one is `ready` once its file is in (VOD sends only
@@ -389,3 +400,13 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (GET /metrics, uploads/metrics/, docs/metrics.md) ----------------------------
+# Who may scrape: addresses (client_ip(), so NUM_PROXIES applies; CIDRs accepted), loopback
+# unless configured; and, when METRICS_TOKEN is set, only with `Authorization: Bearer <it>`.
+# Anyone else gets 404. A bad entry stops the process at start, not at the first scrape.
+import ipaddress  # noqa: E402
+
+METRICS_ALLOWED_IPS = [str(ipaddress.ip_network(entry, strict=False)) for entry in
+                       env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"])]
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

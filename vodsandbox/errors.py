@@ -51,6 +51,8 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "InvalidTemplateGroupId.NotFound": (404, "The TemplateGroupId does not exist."),
     "InvalidStorage.NotFound": (404, "The StorageLocation does not exist."),
     "InvalidCateId.NotFound": (404, "The CateId not exist."),
+    "InvalidTranscodeTemplateGroup.NotFound": (404, ("The TranscodeTemplateGroup does not "
+                                                     "exist.")),
     "Forbidden.OperateApp": (403, "User not authorized to operate app."),
     # Unknown media.
     "InvalidVideo.NotFound": (404, "The video does not exist."),

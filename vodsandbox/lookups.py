@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import account
 from . import validation as v
 from .errors import VodError, invalid, missing
 from .operations import Context, find_video
@@ -246,4 +247,6 @@ LOOKUP_ACTIONS: dict[str, Callable[[Context, dict], dict]] = {
     "DeleteImage": delete_image,
     "DeleteAttachedMedia": delete_attached_media,
     "GetMezzanineInfo": get_mezzanine_info,
+    "GetAppInfos": account.get_app_infos,
+    "GetTranscodeTemplateGroup": account.get_transcode_template_group,
 }

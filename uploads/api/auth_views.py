@@ -186,3 +186,4 @@ class TokensView(APIView):
         user_logged_out.send(sender=type(request.user), request=request, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+

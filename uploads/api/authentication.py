@@ -2,13 +2,37 @@
 the database, with the tokens it accepted remembered for a short while (uploads.token_cache).
 """
 
+import contextvars
+
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework import exceptions
 
 from .. import token_cache, token_use
+
+# The digests of expired tokens knox deleted while checking the token of this request:
+# knox answers "Invalid token." for an expired token too, which leaves an app unsure
+# whether to log in again or to report a bug.
+_expired_swept: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "vodportal_expired_swept", default=None)
+
+
+@receiver(post_delete, sender=AuthToken, dispatch_uid="uploads.api.expired_token_swept")
+def _token_deleted(sender, instance, **kwargs) -> None:
+    swept = _expired_swept.get()
+    if swept is not None and instance.expiry is not None and instance.expiry <= timezone.now():
+        swept.add(instance.digest)
+
+
+class TokenExpired(exceptions.AuthenticationFailed):
+    default_code = "token_expired"
+    default_detail = _("The token has expired; log in again for a new one.")
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -31,7 +55,15 @@ class TokenAuthentication(KnoxTokenAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not text.isprintable():
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user, auth_token = self._checked(token, text)
+        swept = _expired_swept.set(set())
+        try:
+            user, auth_token = self._checked(token, text)
+        except exceptions.AuthenticationFailed:
+            if hash_token(text) in _expired_swept.get():
+                raise TokenExpired() from None
+            raise
+        finally:
+            _expired_swept.reset(swept)
         token_use.touch(auth_token)
         return user, auth_token
 

@@ -4,6 +4,7 @@ from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from ..models import UploadStatus
 from .errors import ERROR_STATUSES
 
 
@@ -51,6 +52,10 @@ class AutoSchema(openapi.AutoSchema):
                                        required=False,
                                        description="Your id for this request (1-64 of "
                                                    "A-Z a-z 0-9 . _ : -); echoed back.")]
+        if getattr(self.view, "action", None) == "list":
+            parameters.append(OpenApiParameter(
+                "status", str, OpenApiParameter.QUERY, required=False,
+                enum=UploadStatus.values, description="Only uploads in this status."))
         if getattr(self.view, "action", None) == "create":
             parameters.append(OpenApiParameter(
                 "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,

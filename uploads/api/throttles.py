@@ -9,7 +9,7 @@ holds across threads, workers and hosts.
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from .. import ratelimit
+from .. import metrics, ratelimit
 
 
 class _UserMovingWindowThrottle(BaseThrottle):
@@ -25,6 +25,8 @@ class _UserMovingWindowThrottle(BaseThrottle):
         if not rate or not request.user.is_authenticated:
             return True
         self._wait = ratelimit.hit(rate, "vodportal-throttle", self.scope, str(request.user.pk))
+        if self._wait:
+            metrics.throttled(self.scope)
         return not self._wait
 
     def wait(self):

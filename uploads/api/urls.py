@@ -11,6 +11,7 @@ router.register("images", views.ImageViewSet, basename="image")
 router.register("attached-media", views.AttachedMediaViewSet, basename="attached-media")
 
 urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="api-root"),
     path("vod/events/", views.VodEventView.as_view(), name="vod-events"),
     path("auth/token/", auth_views.TokenView.as_view(), name="auth-token"),
     path("auth/tokens/", auth_views.TokensView.as_view(), name="auth-tokens"),

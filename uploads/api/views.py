@@ -4,6 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -57,7 +58,10 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
             # Another user's id answers 404, exactly like an unknown one: no id probing.
             uploads = uploads.filter(owner=self.request.user)
         wanted_status = self.request.query_params.get("status")
-        if wanted_status in UploadStatus.values:
+        if wanted_status is not None:
+            if wanted_status not in UploadStatus.values:
+                raise ValidationError({"status": [
+                    f"Not a status; one of: {', '.join(UploadStatus.values)}."]})
             uploads = uploads.filter(status=wanted_status)
         return uploads
 
@@ -67,7 +71,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         if self.action == "create":
             return (400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504)
         if self.action == "list":
-            return (401, 403, 404, 500)  # 404: an invalid paging cursor
+            return (400, 401, 403, 404, 500)  # 400: ?status=; 404: an invalid cursor
         if self.action == "retrieve":
             return (401, 403, 404, 500)
         if self.action == "destroy":
@@ -231,3 +235,21 @@ class VodEventView(APIView):
             body["detail"] = answer.detail
         headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
         return Response(body, status=answer.status, headers=headers)
+
+
+class ApiRootView(APIView):
+    """GET /api/v1/: where everything is (no authentication needed to read the map)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request, format=None):
+        """Links to the collections, the login, the schema and the docs page."""
+        def link(path: str) -> str:
+            return request.build_absolute_uri(f"/api/v1/{path}")
+
+        return Response({"videos": link("videos/"), "images": link("images/"),
+                         "attached_media": link("attached-media/"),
+                         "login": link("auth/token/"), "tokens": link("auth/tokens/"),
+                         "schema": link("schema/"), "docs": link("docs/")})

@@ -30,6 +30,7 @@ from .issuing import (
     video_refresh,
 )
 from .lifecycle import SyncResult, upload_remove
+from .vod_check import Finding, vod_check, vod_check_verdict
 from .reconcile import NEVER_DELIVERED, upload_discard, upload_id_for_retry, uploads_sync
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "NotPermitted",
     "REFRESHABLE_STATUSES",
     "DependencyUnavailable",
+    "Finding",
     "InvalidState",
     "Issued",
     "SyncResult",
@@ -61,4 +63,6 @@ __all__ = [
     "uploads_sync",
     "video_issue",
     "video_refresh",
+    "vod_check",
+    "vod_check_verdict",
 ]

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
-from .. import audit, vod
+from .. import audit, metrics, vod
 from ..audit import RequestContext
 from ..dependencies import DependencyUnavailable, forget_broken_connections
 from ..models import (
@@ -193,6 +193,7 @@ def _issue(row: MediaUpload, operation: str,
     try:
         booking = vod.book_call(operation)
     except (vod.VodThrottled, DependencyUnavailable) as error:
+        metrics.credential_refused(row.kind, error)
         _durably(partial(_record_refusal, row.kind, error, context=context))
         raise
     with booking:
@@ -209,6 +210,7 @@ def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], 
     try:
         credential = send(row, attempt)
     except (vod.VodError, DependencyUnavailable) as error:
+        metrics.credential_refused(kind, error)
         settled = not attempt.vod_may_have_acted and nothing_created(error)
         _durably(partial(_record_failure, row, error, action=f"{kind}.credential.failed",
                          context=context, end_row=settled))
@@ -219,6 +221,7 @@ def _send_and_complete(row: MediaUpload, send: Callable[[MediaUpload, Attempt], 
                                context=context, extra_fields=extra_fields(credential)),
              written=lambda: type(row).objects.filter(pk=row.pk,
                                                       vod_id=credential.media_id).exists())
+    metrics.credential_issued(kind, "create")
     return Issued(upload=row, credential=credential)
 
 
@@ -309,11 +312,13 @@ def video_refresh(*, video: VideoUpload, context: RequestContext,
     try:
         credential = vod.refresh_upload_video(video_id=video.vod_id)
     except (vod.VodError, DependencyUnavailable) as error:
+        metrics.credential_refused("video", error)
         _durably(partial(_record_failure, video, error, action="video.credential.failed",
                          context=context, end_row=False))
         raise
     _durably(lambda: _record_refresh(video, credential, context=context,
                                      audit_action=audit_action))
+    metrics.credential_issued("video", "refresh")
     return Issued(upload=video, credential=credential)
 
 

@@ -20,8 +20,10 @@ from .operations import (
     get_video_infos,
     get_image_info,
     get_video_info,
+    missing_app_ids,
     refresh_upload_video,
     search_media_by_tags,
+    transcode_template_group_exists,
 )
 from .types import (
     AttachedMediaCredential,
@@ -78,6 +80,8 @@ __all__ = [
     "get_client",
     "get_image_info",
     "get_video_info",
+    "missing_app_ids",
     "refresh_upload_video",
     "search_media_by_tags",
+    "transcode_template_group_exists",
 ]

@@ -18,6 +18,7 @@ from alibabacloud_vod20170321.client import Client
 from darabonba.runtime import RuntimeOptions
 from django.conf import settings
 
+from .. import metrics
 from ..dependencies import DependencyUnavailable
 from . import limiter
 from .types import (
@@ -230,14 +231,17 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
     attempts = max(1, settings.VOD_MAX_ATTEMPTS)
     for attempt in range(1, attempts + 1):
         started = time.perf_counter()
+        sent = None  # set once the request leaves: only then did VOD get a call
         try:
             client = get_client()  # built before the send moment is booked (the first takes ms)
             with limiter.vod_call_slot(operation):
+                sent = metrics.vod_call_sent(operation)
                 result = send(client)
         except DependencyUnavailable:
             raise  # the limiter could not be asked: VOD was not called
         except Exception as exc:  # noqa: BLE001 - every SDK failure is translated below
             error = exc if isinstance(exc, VodError) else _translate(exc, operation)
+            metrics.vod_call_done(operation, sent, error)
             elapsed_ms = (time.perf_counter() - started) * 1000
             logger.warning("vod %s failed: code=%s status=%s request_id=%s attempt=%d ms=%.1f",
                            operation, error.code, error.http_status, error.request_id, attempt,
@@ -248,6 +252,7 @@ def call_vod(operation: str, send: Callable[[Client], T], *, idempotent: bool) -
                 backoff(attempt)
                 continue
             raise error from None
+        metrics.vod_call_done(operation, sent, None)
         logger.debug("vod %s ok ms=%.1f", operation, (time.perf_counter() - started) * 1000)
         return result
     raise AssertionError("unreachable")  # pragma: no cover

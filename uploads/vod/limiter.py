@@ -49,6 +49,7 @@ from typing import Iterator
 import redis
 from django.conf import settings
 
+from .. import metrics
 from ..dependencies import DependencyUnavailable
 from .types import VodThrottled
 
@@ -228,6 +229,7 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
 
 def _refused(operation: str, *, retry_after: int) -> VodThrottled:
     """Our own throttled error: VOD was not called."""
+    metrics.limiter_refused(operation)
     return VodThrottled("vodportal is holding VOD calls under the account's QPS limit.",
                         code="QpsLimitReached", retry_after=retry_after, operation=operation)
 
@@ -266,11 +268,13 @@ def _take_booking(operation: str) -> Booking | None:
 def vod_call_slot(operation: str) -> Iterator[None]:
     """Let one `operation` call through at its booked moment: the `Booking` the caller is
     inside, or a fresh one (up to VOD_QPS_MAX_WAIT_MS ahead). Raises like `book_call`."""
+    entered = time.monotonic()
     booking = _take_booking(operation)
     if booking is None and settings.VOD_QPS_LIMIT > 0:
         booking = _book(operation)
     if booking is not None:
         booking = _on_time(booking)
+        metrics.limiter_waited(operation, time.monotonic() - entered)
     try:
         yield
     finally:

@@ -354,3 +354,29 @@ def search_media_by_tags(*, search_type: str, tags: list[str]) -> MediaInfoBatch
 
 # SearchMedia's largest page: 20 markers find 20 media (a few more, were one created twice).
 MAX_SEARCH_PAGE = 100
+
+
+# --- The account's settings (manage.py vod_check) ---------------------------------------
+
+
+def missing_app_ids(app_ids: list[str]) -> tuple[tuple[str, ...], str]:
+    """GetAppInfos: which of `app_ids` (up to 10) the account does not have, and VOD's
+    RequestId."""
+    request = vod_models.GetAppInfosRequest(app_ids=",".join(app_ids))
+    response = call_vod("GetAppInfos",
+                        lambda client: client.get_app_infos_with_options(request,
+                                                                         runtime_options()),
+                        idempotent=True)
+    return tuple(response.body.non_exist_app_ids or ()), response.body.request_id or ""
+
+
+def transcode_template_group_exists(group_id: str) -> str:
+    """GetTranscodeTemplateGroup: VOD's RequestId when the group exists; VodNotFound when
+    it does not."""
+    request = vod_models.GetTranscodeTemplateGroupRequest(transcode_template_group_id=group_id)
+    response = call_vod(
+        "GetTranscodeTemplateGroup",
+        lambda client: client.get_transcode_template_group_with_options(request,
+                                                                        runtime_options()),
+        idempotent=True)
+    return response.body.request_id or ""

@@ -32,6 +32,9 @@ class Command(BaseCommand):
     def handle(self, *args, expect_head=None, no_checkpoint=False, no_seal=False, **options):
         waited = None if no_seal else self._seal()
         report = audit.verify_chain()
+        if report.wrong_key:
+            raise CommandError(f"audit chain cannot be verified: {report.reason}",
+                               returncode=1)
         if not report.ok:
             where = (f"sequence {report.first_bad_sequence}" if report.first_bad_sequence
                      else f"event id {report.first_bad_id}")
