@@ -11,6 +11,8 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/vodportal
 # from a browser"), so no command but `make vendor` needs Node.js. The version is pinned in
 # package.json / package-lock.json, which only `make vendor` reads.
 ALI_OSS_BUNDLE := uploads/static/vendor/aliyun-oss-sdk.min.js
+# Chart.js for the staff dashboard (README, Staff admin, "Service dashboard"), pinned the same way.
+CHART_JS_BUNDLE := uploads/static/vendor/chart.umd.min.js
 
 .PHONY: install install-runtime vendor run serve browser test test-postgres fuzz fuzz-raw check deploy-check bench-issue bench-capacity chaos clean
 
@@ -28,13 +30,19 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 install-runtime: $(RUNTIME_STAMP)
 install: $(DEV_STAMP)
 
-## Refresh the committed ali-oss bundle from npm after changing its pin in package.json.
+## Refresh the committed ali-oss and Chart.js bundles from npm after changing a pin in package.json.
 vendor:
 	npm ci --no-audit --no-fund
 	cp node_modules/ali-oss/dist/aliyun-oss-sdk.min.js $(ALI_OSS_BUNDLE)
 	cp node_modules/ali-oss/LICENSE uploads/static/vendor/aliyun-oss-sdk.LICENSE.txt
+	# Chart.js's UMD build minus its source-map comment: the map is not vendored, and
+	# collectstatic's manifest storage fails on a referenced file that is missing.
+	sed '/^\/\/# sourceMappingURL=/d' node_modules/chart.js/dist/chart.umd.min.js > $(CHART_JS_BUNDLE)
+	cp node_modules/chart.js/LICENSE.md uploads/static/vendor/chart.LICENSE.txt
 	@echo "Now record the version and sha256 in README.md (\"Uploading from a browser\"):"
 	@head -1 $(ALI_OSS_BUNDLE); sha256sum $(ALI_OSS_BUNDLE)
+	@echo "and Chart.js's in README.md (\"Staff admin\", \"Service dashboard\"):"
+	@sed -n 2p $(CHART_JS_BUNDLE); sha256sum $(CHART_JS_BUNDLE)
 
 ## Run vodportal locally against vodsandbox on SQLite, with demo accounts.
 run: install

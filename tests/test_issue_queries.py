@@ -42,6 +42,7 @@ def test_a_credential_costs_one_lookup_one_insert_and_one_transaction(kind, api,
     assert [statement(query["sql"]) for query in queries.captured_queries] == [
         "SELECT knox_authtoken",         # the token and its user (knox)
         "SELECT knox_authtoken",         # the user's other tokens, to sweep expired ones (knox)
+        "SELECT uploads_uploadpolicy",   # the owner's upload policy (none here: no limits)
         f"INSERT {table}",               # the `requesting` row, committed before VOD is called
         "BEGIN",
         f"UPDATE {table}",               # what VOD answered

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from tests.factories import TEST_PASSWORD, UserFactory, VideoUploadFactory
-from uploads.models import ImageUpload, UploadStatus
+from uploads.models import ImageUpload, UploadStatus, VideoUpload
+from uploads.web import LIST_SIZE
 
 pytestmark = pytest.mark.django_db
 
@@ -70,10 +71,14 @@ def test_upload_page_renders_the_form_and_its_scripts():
     assert page.status_code == 200
     html = page.content.decode()
     for element in ('id="upload-form"', 'name="kind" value="video"', 'name="kind" value="image"',
-                    'name="kind" value="attached-media"', 'id="title"', 'id="description"',
+                    'name="kind" value="attached-media"', 'name="kind" value="auto" checked',
+                    'id="dropzone"', 'id="queue"', 'class="title-input"', 'id="description"',
                     'id="tags"', 'id="image_type"', 'id="business_type"', 'type="file"',
-                    'id="title-error"', 'id="file-error"', 'role="progressbar"', 'id="cancel"',
-                    "/static/vendor/aliyun-oss-sdk.min.js", "/static/uploads/upload.js",
+                    'multiple', 'class="error title-error"', 'id="file-error"',
+                    'role="progressbar"', 'class="danger cancel"', 'aria-live="polite"',
+                    'id="resume-panel"', "/static/vendor/aliyun-oss-sdk.min.js",
+                    "/static/uploads/common.js", "/static/uploads/transfer.js",
+                    "/static/uploads/queue.js", "/static/uploads/upload.js",
                     'name="csrfmiddlewaretoken"', 'id="upload-config"'):
         assert element in html, element
     config = page.context["config"]
@@ -81,6 +86,12 @@ def test_upload_page_renders_the_form_and_its_scripts():
     assert config["kinds"]["attached-media"]["idField"] == "media_id"
     assert config["statuses"]["ready"] == "Ready"
     assert "mp4" in config["kinds"]["video"]["extensions"]
+    # Each dropped file's kind comes from its extension; images win over watermarks.
+    assert config["detect"]["mov"] == ["video", None]
+    assert config["detect"]["png"] == ["image", None]
+    assert config["detect"]["srt"] == ["attached-media", "subtitle"]
+    assert config["detect"]["zip"] == ["attached-media", "material"]
+    assert config["retry"]["attempts"] >= 1 and config["user"] == page.context["user"].pk
 
 
 def test_logout_is_a_post_with_the_csrf_token():
@@ -166,3 +177,72 @@ def test_every_page_has_a_content_security_policy(client, path, user):
     inline = re.findall(rb"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>",
                         page.content)
     assert inline == [], inline
+
+
+def _videos(owner, count, **fields):
+    """`count` videos created a minute apart, the last one newest."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(days=1)
+    made = []
+    for n in range(count):
+        video = VideoUploadFactory(owner=owner, **fields)
+        VideoUpload.objects.filter(pk=video.pk).update(created_at=start + timedelta(minutes=n))
+        made.append(video)
+    return made
+
+
+def test_my_uploads_pages_through_every_row_once_both_ways():
+    browser = logged_in("alice")
+    alice = UserFactory(username="alice")
+    videos = _videos(alice, LIST_SIZE + 7, status=UploadStatus.READY)
+    newest_first = [v.vod_id for v in reversed(videos)]
+
+    first = browser.get("/uploads/")
+    assert [r["upload"].vod_id for r in first.context["rows"]] == newest_first[:LIST_SIZE]
+    assert first.context["newer_url"] == "" and "after=" in first.context["older_url"]
+
+    second = browser.get(first.context["older_url"])
+    assert [r["upload"].vod_id for r in second.context["rows"]] == newest_first[LIST_SIZE:]
+    assert second.context["older_url"] == "" and "before=" in second.context["newer_url"]
+
+    back = browser.get(second.context["newer_url"])
+    assert [r["upload"].vod_id for r in back.context["rows"]] == newest_first[:LIST_SIZE]
+    assert back.context["newer_url"] == ""
+
+
+def test_my_uploads_pages_across_kinds_with_the_same_creation_time():
+    browser = logged_in("alice")
+    alice = UserFactory(username="alice")
+    videos = _videos(alice, LIST_SIZE)
+    same_time = videos[-1].created_at
+    VideoUpload.objects.update(created_at=same_time)
+    image = ImageUpload.objects.create(owner=alice, vod_id="b" * 32, image_type="cover",
+                                       image_ext="png", status=UploadStatus.READY)
+    ImageUpload.objects.filter(pk=image.pk).update(created_at=same_time)
+
+    first = browser.get("/uploads/")
+    second = browser.get(first.context["older_url"])
+    seen = [r["upload"].vod_id for page in (first, second) for r in page.context["rows"]]
+    assert sorted(seen) == sorted([v.vod_id for v in videos] + [image.vod_id])
+
+
+def test_my_uploads_searches_title_and_file_name_and_filters_by_status():
+    browser = logged_in("alice")
+    alice = UserFactory(username="alice")
+    VideoUploadFactory(owner=alice, title="Beach day", status=UploadStatus.READY)
+    VideoUploadFactory(owner=alice, title="Mountains", file_name="BEACH-raw.mp4",
+                       status=UploadStatus.FAILED)
+    VideoUploadFactory(owner=alice, title="City", status=UploadStatus.READY)
+    VideoUploadFactory(owner=UserFactory(username="bob"), title="Bob's beach")
+
+    titles = lambda page: sorted(r["upload"].title for r in page.context["rows"])  # noqa: E731
+    assert titles(browser.get("/uploads/?q=beach")) == ["Beach day", "Mountains"]
+    assert titles(browser.get("/uploads/?q=beach&status=ready")) == ["Beach day"]
+    assert titles(browser.get("/uploads/?status=failed")) == ["Mountains"]
+    # An unknown status is ignored rather than refused: the page shows everything.
+    assert len(browser.get("/uploads/?status=bogus").context["rows"]) == 3
+    nothing = browser.get("/uploads/?q=nowhere").content.decode()
+    assert "No uploads match “nowhere”" in nothing and "Show all uploads" in nothing

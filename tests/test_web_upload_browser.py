@@ -22,6 +22,7 @@ from tests.browser import chromium_page, screenshot
 from tests.factories import TEST_PASSWORD, UserFactory
 from tests.uploading import padded_mp4, sample
 from uploads.models import ImageUpload, UploadStatus, VideoUpload
+from uploads.web import RETRY_ATTEMPTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,6 +30,12 @@ BUNDLE = Path(__file__).resolve().parent.parent / "uploads/static/vendor/aliyun-
 PHONE = {"width": 390, "height": 844}
 # Long enough to see `uploaded` on the way, short enough to keep the tests quick.
 TRANSCODE_DELAY = 1.0
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    # The page's automatic retries wait about a second, doubling; tests need not.
+    monkeypatch.setattr("uploads.web.RETRY_BASE_MS", 50)
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +76,8 @@ def log_in(page, portal: str, username: str = "demo") -> None:
     page.fill("#id_password", TEST_PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{portal}/upload/")
+    # The URL changes before the page's scripts have run: files chosen earlier go unseen.
+    page.wait_for_load_state()
 
 
 def make_file(tmp_path: Path, name: str, size: int, head: bytes = b"") -> Path:
@@ -82,13 +91,18 @@ def make_file(tmp_path: Path, name: str, size: int, head: bytes = b"") -> Path:
     return path
 
 
+def item(page, n: int = 0):
+    """The n-th file in the page's upload queue."""
+    return page.locator(".queue-item").nth(n)
+
+
 def choose(page, path: Path, *, kind: str = "video", title: str | None = None, **fields) -> None:
     """Fill the form as a person would: kind, file, then the fields."""
     # The radio buttons look like one segmented control: a person clicks their labels.
     page.locator("label", has=page.locator(f"input[name=kind][value={kind}]")).click()
     page.set_input_files("#file", str(path))
     if title is not None:
-        page.fill("#title", title)
+        item(page).locator(".title-input").fill(title)
     for field, value in fields.items():
         if field in ("image_type", "business_type"):
             page.select_option(f"#{field}", value)
@@ -96,10 +110,11 @@ def choose(page, path: Path, *, kind: str = "video", title: str | None = None, *
             page.fill(f"#{field}", value)
 
 
-def expect_ready(page) -> None:
-    expect(page.locator("#percent")).to_have_text("100%", timeout=20_000)
-    expect(page.locator("#status")).to_have_text("Ready", timeout=15_000)
-    expect(page.locator("#upload-message")).to_contain_text("is ready in VOD")
+def expect_ready(page, n: int = 0) -> None:
+    expect(item(page, n).locator(".percent")).to_have_text("100%", timeout=20_000)
+    expect(item(page, n).locator(".item-status")).to_have_text("Ready", timeout=15_000)
+    expect(item(page, n).locator(".item-message")).to_contain_text("is ready in VOD")
+    expect(item(page, n).locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
 
 
 def test_the_demo_user_uploads_a_12_mb_video_and_watches_it_become_ready(
@@ -116,11 +131,11 @@ def test_the_demo_user_uploads_a_12_mb_video_and_watches_it_become_ready(
 
     page.click("#start")
 
-    expect(page.locator("#progress-panel")).to_be_visible()
-    expect(page.locator("#speed")).to_contain_text("MB/s", timeout=20_000)
+    expect(item(page).locator(".bar")).to_be_visible()
+    expect(item(page).locator(".speed")).to_contain_text("MB/s", timeout=20_000)
     expect_ready(page)
-    expect(page.locator("#transferred")).to_have_text("12.0 MB of 12.0 MB")
-    expect(page.locator("#steps li.done")).to_have_count(4)
+    expect(item(page).locator(".transferred")).to_have_text("12.0 MB of 12.0 MB")
+    expect(item(page).locator(".steps li.done")).to_have_count(4)
     screenshot(page, "web-upload-ready-desktop")
     page.set_viewport_size(PHONE)
     screenshot(page, "web-upload-ready-phone")
@@ -204,22 +219,23 @@ def test_validation_errors_are_shown_next_to_their_fields(portal, page, sandbox,
 
     page.click("#start")
 
-    expect(page.locator("#title-error")).to_contain_text("Emoji")
-    expect(page.locator("#file-error")).to_have_text(
+    expect(item(page).locator(".title-error")).to_contain_text("Emoji")
+    expect(item(page).locator(".file-error")).to_have_text(
         "'.txt' is not a video or audio format VOD accepts.")
-    expect(page.locator("#form-error")).to_have_text("Please correct the marked fields.")
-    expect(page.locator("#file")).to_be_focused()  # the first field marked, top down
-    expect(page.locator("#progress-panel")).to_be_hidden()
+    expect(item(page).locator(".item-message")).to_have_text("Please correct the marked fields.")
+    expect(item(page).locator(".title-input")).to_be_focused()  # to correct it at once
+    expect(item(page).locator(".bar")).to_be_hidden()
     screenshot(page, "web-upload-validation-phone")
     # Refused before VOD was asked, and nothing went to the storage.
     assert sandbox.count_calls("CreateUploadVideo") == 0 and sandbox.oss_requests == []
 
-    page.fill("#title", "Party")
+    item(page).locator(".title-input").fill("Party")
     page.click("#start")
-    expect(page.locator("#title-error")).to_be_empty()
-    expect(page.locator("#file-error")).to_contain_text("'.txt'")
+    expect(item(page).locator(".title-error")).to_be_empty()
+    expect(item(page).locator(".file-error")).to_contain_text("'.txt'")
 
-    page.set_input_files("#file", [])
+    item(page).locator(".remove").click()
+    expect(page.locator(".queue-item")).to_have_count(0)
     page.click("#start")
     expect(page.locator("#file-error")).to_have_text("Choose a file to upload.")
 
@@ -234,7 +250,7 @@ def test_cancel_aborts_the_multipart_upload_and_cancels_the_record(
         if route.request.method == "PUT" and not held:
             held.append(route)
             screenshot(page, "web-upload-progress-desktop")  # parts 1-2 in, part 3 held
-            page.evaluate("document.getElementById('cancel').click()")
+            page.evaluate("document.querySelector('.queue-item .cancel').click()")
         route.continue_()
 
     page.route(re.compile(r"[?&]partNumber=3&"), hold_part_3)
@@ -242,8 +258,8 @@ def test_cancel_aborts_the_multipart_upload_and_cancels_the_record(
     choose(page, movie, title="Mistake")
     page.click("#start")
 
-    expect(page.locator("#upload-message")).to_have_text("Upload cancelled. Nothing was kept.")
-    expect(page.locator("#status")).to_have_text("Cancelled")
+    expect(item(page).locator(".item-message")).to_have_text("Upload cancelled. Nothing was kept.")
+    expect(item(page).locator(".item-status")).to_have_text("Cancelled")
     screenshot(page, "web-upload-cancelled-desktop")
     video = VideoUpload.objects.get()
     assert video.status == UploadStatus.CANCELLED
@@ -303,24 +319,26 @@ def test_a_network_failure_is_told_in_words_and_try_again_resumes(
     movie = make_file(tmp_path, "flaky.mp4", 3 * 1024 * 1024)
     dropped = []
 
-    def drop_part_2_once(route):
-        if route.request.method == "PUT" and not dropped:
+    def drop_part_2_until_the_retries_give_up(route):
+        # The first try and each automatic retry: then the page says so and offers its own.
+        if route.request.method == "PUT" and len(dropped) <= RETRY_ATTEMPTS:
             dropped.append(route.request.url)
             route.abort("connectionreset")
         else:
             route.continue_()
 
-    page.route(re.compile(r"[?&]partNumber=2&"), drop_part_2_once)
+    page.route(re.compile(r"[?&]partNumber=2&"), drop_part_2_until_the_retries_give_up)
     log_in(page, portal)
     choose(page, movie, title="Flaky line")
     page.click("#start")
 
-    expect(page.locator("#upload-message")).to_have_text(
+    expect(item(page).locator(".item-message")).to_have_text(
         "The storage could not be reached (network error or timeout). Check your connection, "
         "then try again.")
-    expect(page.locator("#retry")).to_be_visible()
+    expect(item(page)).to_have_attribute("data-retries", str(RETRY_ATTEMPTS))
+    expect(item(page).locator(".retry")).to_be_visible()
     screenshot(page, "web-upload-network-error-desktop")
-    page.click("#retry")
+    item(page).locator(".retry").click()
 
     expect_ready(page)
     assert sandbox.get_object(VideoUpload.objects.get().upload_object_key) == movie.read_bytes()
@@ -344,9 +362,9 @@ def test_a_refused_image_credential_is_told_in_words(portal, page, sandbox, tmp_
     page.route(re.compile(r"/image/"), expire_first)
     page.click("#start")
 
-    message = page.locator("#upload-message")
+    message = item(page).locator(".item-message")
     expect(message).to_contain_text("The upload credential expired (request id ")
     expect(message).to_contain_text("Images and attached media get no new one: start a new upload.")
-    expect(page.locator("#retry")).to_be_hidden()
-    expect(page.locator("#another")).to_be_visible()
+    expect(item(page).locator(".retry")).to_have_text("Start again")
+    expect(item(page).locator(".cancel")).to_be_visible()
     assert ImageUpload.objects.get().status == UploadStatus.UPLOADING

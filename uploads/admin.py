@@ -1,50 +1,50 @@
 """Staff views of every upload and of the audit trail. Calls services, never the SDK.
 
-Built for tables of millions of rows: exact-match search on indexed columns, no full
+Built for tables of millions of rows: searches and filters served by indexes, no full
 COUNT(*) (EstimatedCountPaginator, no facet counts), no date_hierarchy, owners fetched with
-a join. bench/admin_scale.py measures the changelists at 1M uploads and 5M audit events.
+a join. bench/admin_scale.py measures the pages at 1M uploads and 5M audit events. Each
+upload's page (its timeline and buttons) is in admin_timeline; search, filters, CSV export
+and the user page in admin_search.
 """
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from . import services, token_admin  # noqa: F401 (token_admin registers the token and user admins)
-from .audit import ACTIONS, RequestContext
+from . import admin_policies, token_admin  # noqa: F401  (their registrations)
+from .admin_search import (
+    CsvExportMixin,
+    DateRangeFilter,
+    TargetFilter,
+    TargetKindFilter,
+    UserActivityMixin,
+    UserFilter,
+    upload_search,
+)
+from .admin_timeline import UploadPageMixin, refresh_one, remove_one, sync_rows, utc
+from .audit import ACTIONS
 from .callbacks import EVENT_TYPES
 from .models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload, VodEvent
 from .pagination import EstimatedCountPaginator
 
 # An admin action touches at most this many rows per run (VOD's QPS limit is per account).
 MAX_ROWS_PER_ACTION = 200
-HISTORY_SHOWN = 20
 _ADMIN_MODEL_BY_KIND = {"video": "videoupload", "image": "imageupload",
                         "attached_media": "attachedmediaupload"}
-_KIND_LABEL = {"video": "Video", "image": "Image", "attached_media": "Attached media"}
+_UPLOAD_COLUMNS = ("id", "vod_id", "owner__username", "status", "vod_status", "title",
+                   "file_name", "file_size", "tags", "created_at", "updated_at",
+                   "credential_expires_at", "credentials_issued", "last_vod_request_id",
+                   "error_code", "error_message")
 
 
-def _label(upload) -> str:
-    """How an action message names a row. It starts with a word, not the id: the admin
-    capitalises a message's first letter, which would alter a lower-case hex id."""
-    return f"{_KIND_LABEL[upload.kind]} {upload.vod_id or f'{upload.pk} (no VOD id yet)'}"
-
-
-def _audit_changelist_url(**query) -> str:
-    base = reverse("admin:uploads_auditevent_changelist")
-    return base + "?" + "&".join(f"{key}={value}" for key, value in query.items())
-
-
-class ReadOnlyAtScaleAdmin(admin.ModelAdmin):
+class ReadOnlyAtScaleAdmin(CsvExportMixin, admin.ModelAdmin):
     """Staff look, never add, edit or delete; built for tables of millions of rows.
 
     No full COUNT(*) (estimated-count paginator), no facet counts, search by exact value
-    on indexed columns only (never LIKE over the table).
+    on indexed columns only (never LIKE over the table). Every changelist exports as CSV.
     """
 
     paginator = EstimatedCountPaginator
@@ -74,7 +74,7 @@ class ReadOnlyAtScaleAdmin(admin.ModelAdmin):
         return False
 
 
-class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
+class MediaUploadAdmin(UploadPageMixin, ReadOnlyAtScaleAdmin):
     """What the three kinds of upload share in the admin."""
 
     kind_fields: tuple = ()
@@ -83,14 +83,42 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
     list_select_related = ("owner",)
     ordering = ("-created_at",)
     # Only orders an index serves: sorting 800k rows by title or expiry took 0.4 s a page.
-    sortable_by = ("created_at",)
-    search_help_text = "An exact VOD id (VideoId / ImageId / MediaId) or owner username."
+    sortable_by = ("created",)
+    search_help_text = ("A username, a VOD id (VideoId / ImageId / MediaId) or record id "
+                        "exactly, or 3 or more characters of a title or file name.")
     search_fields = ("vod_id",)  # turns the search box on; the lookup is get_search_results
     actions = ("sync_from_vod", "cancel_uploads")
 
+    @property
+    def csv_columns(self):
+        return (*_UPLOAD_COLUMNS, *self.kind_fields)
+
     def get_list_display(self, request):
-        return ("vod_id", "owner", "title", *self.kind_fields, "status", "vod_status",
-                "created_at", "credential_expires_at", "credentials_issued")
+        # Few, short columns: the key ones fit at 1280 px (details are on the row's page).
+        return ("vod_id", "owner", "title_or_file", *self.kind_fields, "state", "created",
+                "expires")
+
+    @admin.display(description="title / file")
+    def title_or_file(self, obj):
+        """The title, else the file name, cut short (the page shows it whole)."""
+        text = obj.title or obj.file_name or "-"
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    @admin.display(description="status")
+    def state(self, obj):
+        """Our status, with VOD's when it has reported one."""
+        status = obj.get_status_display()
+        return f"{status} ({obj.vod_status})" if obj.vod_status else status
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, obj):
+        """Creation time to the minute."""
+        return utc(obj.created_at)[:16]
+
+    @admin.display(description="credential expires")
+    def expires(self, obj):
+        """The upload credential's expiry to the minute."""
+        return utc(obj.credential_expires_at)[:16]
 
     def get_fieldsets(self, request, obj=None):
         return [
@@ -101,47 +129,12 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
                                    "last_vod_request_id", "error_code", "error_message")}),
             ("Record", {"fields": ("id", "app_id", "storage_location", "extend", "created_at",
                                    "updated_at")}),
-            ("Audit history", {"fields": ("audit_history",)}),
         ]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "audit_history"]
-
     def get_search_results(self, request, queryset, search_term):
-        """Exact matches only, each served by an index: never a LIKE over the table."""
+        """Each term resolved to one indexed lookup (admin_search.upload_search)."""
         term = search_term.strip()
-        if not term:
-            return queryset, False
-        # Resolved to one plain condition where possible, never `vod_id = x OR owner_id IN
-        # (subquery)`: PostgreSQL walks the whole table's date index filtering every row for
-        # that, and cannot serve any OR in the changelist's date order from an index
-        # (bench/admin_scale.py). `owner_id = n` reads its first page straight from the
-        # (owner, -created_at, -id) index.
-        owner = get_user_model().objects.filter(username=term).values_list("pk", flat=True)
-        owner = owner.first()
-        if owner is None:
-            return queryset.filter(vod_id=term), False
-        same_vod_id = list(queryset.filter(vod_id=term).values_list("pk", flat=True))
-        if same_vod_id:  # a username that is also some upload's VOD id: both, as before
-            return queryset.filter(Q(owner_id=owner) | Q(pk__in=same_vod_id)), False
-        return queryset.filter(owner_id=owner), False
-
-    @admin.display(description="Audit history")
-    def audit_history(self, obj):
-        events = AuditEvent.objects.filter(target_pk=str(obj.pk)).order_by("-sequence")
-        rows = format_html_join(
-            "", "<tr><td><a href='{}'>#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                "<td>{}</td></tr>",
-            ((reverse("admin:uploads_auditevent_change", args=[event.pk]),
-              event.sequence if event.sequence is not None else "pending",
-              event.created_at.strftime("%Y-%m-%d %H:%M:%S"), event.action, event.outcome,
-              event.actor_label or "-", event.vod_request_id or "-")
-             for event in events[:HISTORY_SHOWN]))
-        return format_html(
-            "<table class='audit-history'><thead><tr><th>#</th><th>time (UTC)</th>"
-            "<th>action</th><th>outcome</th><th>actor</th><th>VOD request</th></tr></thead>"
-            "<tbody>{}</tbody></table><p><a href='{}'>All audit events of this upload</a></p>",
-            rows, _audit_changelist_url(q=obj.pk))
+        return (upload_search(queryset, term) if term else queryset), False
 
     def has_sync_permission(self, request):
         opts = self.model._meta
@@ -162,39 +155,16 @@ class MediaUploadAdmin(ReadOnlyAtScaleAdmin):
     @admin.action(description="Sync status from VOD", permissions=["sync"])
     def sync_from_vod(self, request, queryset):
         """Ask VOD for each selected upload's status (batched by 20) and report per row."""
-        # Rows still `requesting` are settled once no request can still be working on them.
-        settle_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
-        results = services.uploads_sync(uploads=self._rows_for_action(request, queryset),
-                                        context=RequestContext.from_request(request),
-                                        audit_unchanged=True, end_unknown_before=settle_before)
-        for result in results:
-            label = _label(result.upload)
-            if not result.ok:
-                self.message_user(request, f"{label}: sync failed ({result.error})",
-                                  messages.ERROR)
-            elif result.changed:
-                self.message_user(request, f"{label}: {result.old_status} → {result.new_status}"
-                                           f" (VOD: {result.vod_status or 'not found'})",
-                                  messages.SUCCESS)
-            else:
-                self.message_user(request, f"{label}: unchanged ({result.new_status}, VOD: "
-                                           f"{result.vod_status or '-'})", messages.INFO)
-
+        for level, text in sync_rows(request, self._rows_for_action(request, queryset)):
+            self.message_user(request, text, level)
 
     @admin.action(description="Cancel or delete (delete in VOD, keep the record)",
                   permissions=["cancel"])
     def cancel_uploads(self, request, queryset):
         """Delete each selected media in VOD and end its row (`deleted` or `cancelled`)."""
-        context = RequestContext.from_request(request)
         for upload in self._rows_for_action(request, queryset):
-            label = _label(upload)
-            try:
-                ended = services.upload_remove(upload=upload, context=context)
-            except services.VodError as exc:
-                self.message_user(request, f"{label}: not deleted ({exc.code}: "
-                                           f"{exc.message})", messages.ERROR)
-            else:
-                self.message_user(request, f"{label}: {ended.status}", messages.SUCCESS)
+            level, text = remove_one(request, upload)
+            self.message_user(request, text, level)
 
 
 @admin.register(VideoUpload)
@@ -214,22 +184,9 @@ class VideoUploadAdmin(MediaUploadAdmin):
     @admin.action(description="Refresh upload credential", permissions=["refresh"])
     def refresh_credential(self, request, queryset):
         """RefreshUploadVideo for each selected video; shows the new expiry, never the key."""
-        context = RequestContext.from_request(request)
         for video in self._rows_for_action(request, queryset):
-            label = _label(video)
-            try:
-                issued = services.video_refresh(video=video, context=context,
-                                                audit_action="admin.refresh")
-            except services.InvalidState as exc:
-                self.message_user(request, f"{label}: not refreshed: {exc}",
-                                  messages.WARNING)
-            except services.VodError as exc:
-                self.message_user(request, f"{label}: refresh failed ({exc.code}: "
-                                           f"{exc.message})", messages.ERROR)
-            else:
-                expiry = issued.credential.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-                self.message_user(request, f"{label}: new upload credential issued, "
-                                           f"valid until {expiry}", messages.SUCCESS)
+            level, text = refresh_one(request, video)
+            self.message_user(request, text, level)
 
 
 @admin.register(ImageUpload)
@@ -282,9 +239,14 @@ class ActorFilter(admin.SimpleListFilter):
 class AuditEventAdmin(ReadOnlyAtScaleAdmin):
     """The audit trail: read-only for everyone, superusers included."""
 
-    list_display = ("place", "created_at", "action", "outcome", "actor_label",
-                    "target_kind", "target_link", "request_id")
-    list_filter = (ActionFilter, "outcome", ActorFilter)
+    # Narrow columns (the key ones fit at 1280 px); request ids are searchable and exported.
+    list_display = ("place", "created", "action", "outcome", "actor_label", "target_kind",
+                    "target_link")
+    list_filter = (ActionFilter, "outcome", UserFilter, ActorFilter, TargetKindFilter,
+                   TargetFilter, DateRangeFilter)
+    csv_columns = ("sequence", "created_at", "actor_label", "action", "outcome", "target_kind",
+                   "target_vod_id", "target_pk", "request_id", "vod_request_id", "client_ip",
+                   "user_agent", "data")
     search_fields = ("target_vod_id",)  # turns the search box on
     exact_search_fields = ("target_vod_id", "target_pk", "request_id", "vod_request_id")
     search_help_text = "An exact VOD id, upload record id, request id or VOD request id."
@@ -296,6 +258,11 @@ class AuditEventAdmin(ReadOnlyAtScaleAdmin):
     def place(self, event):
         """The event's place in the chain; "pending" until the sealer chains it (seconds)."""
         return event.sequence
+
+    @admin.display(description="time (UTC)")
+    def created(self, event):
+        """When the event was written, to the second."""
+        return utc(event.created_at)[:19]
 
     @admin.display(description="target")
     def target_link(self, event):
@@ -325,10 +292,49 @@ class EventTypeFilter(admin.SimpleListFilter):
 class VodEventAdmin(ReadOnlyAtScaleAdmin):
     """Every event notification VOD sent, as received: read-only."""
 
-    list_display = ("received_at", "event_type", "media_id", "status", "reason", "client_ip")
+    list_display = ("received_at", "event_type", "media_id", "upload_link", "status",
+                    "reason")
     list_filter = ("status", EventTypeFilter)
+    csv_columns = ("id", "received_at", "status", "reason", "event_type", "media_id",
+                   "event_time", "vod_timestamp", "fingerprint", "client_ip", "request_id",
+                   "body")
     search_fields = ("media_id",)  # turns the search box on
     exact_search_fields = ("media_id",)
     search_help_text = "An exact VOD id."
     ordering = ("-received_at",)
     sortable_by = ("received_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "upload_link"]
+
+    def get_urls(self):
+        return [path("upload/<str:media_id>/", self.admin_site.admin_view(self.upload_view),
+                     name="uploads_vodevent_upload"), *super().get_urls()]
+
+    @admin.display(description="upload")
+    def upload_link(self, event):
+        """A link to the upload the event is about, resolved when followed: no query per row."""
+        if not event.media_id:
+            return "-"
+        return format_html("<a href='{}'>upload</a>",
+                           reverse("admin:uploads_vodevent_upload", args=[event.media_id]))
+
+    def upload_view(self, request, media_id):
+        """Redirect to the upload whose VOD id is `media_id` (one unique index per kind)."""
+        for model in (VideoUpload, ImageUpload, AttachedMediaUpload):
+            pk = model.objects.filter(vod_id=media_id).values_list("pk", flat=True).first()
+            if pk is not None:
+                return HttpResponseRedirect(
+                    reverse(f"admin:uploads_{model._meta.model_name}_change", args=[pk]))
+        self.message_user(request, f"No upload has the VOD id {media_id}.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:uploads_vodevent_changelist")
+                                    + f"?q={media_id}")
+
+
+class StaffUserAdmin(UserActivityMixin, token_admin.TokenUserAdmin):
+    """The user admin of token_admin, with the user's newest uploads and audit events."""
+
+
+# token_admin registered its user admin (loaded above): this one adds the activity block.
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), StaffUserAdmin)

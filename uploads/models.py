@@ -29,6 +29,8 @@ class UploadStatus(models.TextChoices):
     # The media existed in VOD (its file had arrived) and was deleted there: by DELETE on
     # the API, by staff, or by anyone in VOD's console (DeleteMediaComplete, vod_sync).
     DELETED = "deleted", "Deleted"
+    # Its file broke the upload's policy (larger than declared or allowed): deleted in VOD.
+    REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
 
 
@@ -51,7 +53,13 @@ class MediaUpload(models.Model):
     title = models.CharField(max_length=128, blank=True)
     description = models.TextField(blank=True)
     file_name = models.CharField(max_length=255, blank=True)
-    file_size = models.BigIntegerField(null=True, blank=True)
+    file_size = models.BigIntegerField(null=True, blank=True,
+                                       help_text="As declared when the credential was asked for")
+    uploaded_size = models.BigIntegerField(null=True, blank=True,
+                                           help_text="As VOD reported it once the file arrived")
+    policy = models.ForeignKey("uploads.UploadPolicy", on_delete=models.SET_NULL, null=True,
+                               blank=True, related_name="+",
+                               help_text="The policy the upload was issued under")
     tags = models.CharField(max_length=600, blank=True, help_text="Comma-separated, as sent to VOD")
     cate_id = models.BigIntegerField(null=True, blank=True)
     app_id = models.CharField(max_length=64, blank=True)
@@ -343,3 +351,49 @@ class ApiTokenUse(models.Model):
 
     def __str__(self) -> str:
         return f"last used {self.last_used_at:%Y-%m-%d %H:%M}"
+
+
+class UploadPolicy(models.Model):
+    """What a group's users may upload, and the VOD settings the server chooses for them
+    (uploads/services/policies.py). A user is governed by the first policy (by `priority`)
+    of any of their groups, else by the default policy, else by none (no limits)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    priority = models.PositiveIntegerField(default=100, help_text="Lower wins when a user's "
+                                                                  "groups have several.")
+    is_default = models.BooleanField(default=False, help_text="For users of no group with a "
+                                                              "policy (one policy at most).")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="upload_policies")
+
+    allow_video = models.BooleanField(default=True)
+    allow_image = models.BooleanField(default=True)
+    allow_attached_media = models.BooleanField(default=True)
+    allowed_extensions = models.CharField(
+        max_length=512, blank=True,
+        help_text="Comma-separated (mp4,mov,png); empty: every extension VOD accepts.")
+    max_video_bytes = models.BigIntegerField(null=True, blank=True)
+    max_image_bytes = models.BigIntegerField(null=True, blank=True)
+    max_attached_media_bytes = models.BigIntegerField(null=True, blank=True)
+    max_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Uploads requesting, uploading or processing at once.")
+    daily_count = models.PositiveIntegerField(null=True, blank=True)
+    daily_bytes = models.BigIntegerField(null=True, blank=True)
+    monthly_count = models.PositiveIntegerField(null=True, blank=True)
+    monthly_bytes = models.BigIntegerField(null=True, blank=True)
+
+    # Chosen by the server for this group's uploads (empty: the deployment's VOD_* setting).
+    template_group_id = models.CharField(max_length=64, blank=True)
+    workflow_id = models.CharField(max_length=64, blank=True)
+    app_id = models.CharField(max_length=64, blank=True)
+    storage_location = models.CharField(max_length=128, blank=True)
+    cate_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        verbose_name_plural = "upload policies"
+        constraints = [models.UniqueConstraint(fields=["is_default"],
+                                               condition=models.Q(is_default=True),
+                                               name="one_default_upload_policy")]
+
+    def __str__(self) -> str:
+        return self.name

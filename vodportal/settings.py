@@ -303,7 +303,7 @@ CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
     "style-src": ["'self'", "'unsafe-inline'"],
-    "img-src": ["'self'", "data:"],
+    "img-src": ["'self'", "data:", "blob:"],  # blob: the upload page's image previews
     "connect-src": ["'self'", "https://*.aliyuncs.com",
                     *(["http://127.0.0.1:*", "http://localhost:*"] if VOD_SANDBOX else [])],
     "object-src": ["'none'"],

@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from uploads import health, web
+from uploads import admin_dashboard, health, web
 from uploads.metrics import view as metrics_view
 
 urlpatterns = [
@@ -20,6 +20,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     # Prometheus, for allowed scrapers only (404 to anyone else); not part of the API schema.
     path("metrics", metrics_view.metrics, name="metrics"),
+    # Before the admin's catch-all, which would answer 404 for a path it does not know.
+    path("admin/dashboard/", admin_dashboard.dashboard_view, name="admin_dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).

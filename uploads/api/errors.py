@@ -10,6 +10,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,10 +28,14 @@ logger = logging.getLogger("uploads.api")
 
 # What each error status means, for the OpenAPI description.
 ERROR_STATUSES = {
-    400: "Invalid input (the body names each field) or VOD refused the input.",
+    400: "Invalid input (the body names each field), VOD refused the input, or the upload "
+         "policy's limits (`file_too_large`, `file_size_required`, `extension_not_allowed`: "
+         "with `limit`).",
     401: "Not authenticated: send `Authorization: Token <token>` (or `Bearer <access token>` "
          "from a configured OpenID Connect provider), or log in.",
-    403: "Not allowed (for sessions: the CSRF token is missing or wrong).",
+    403: "Not allowed (for sessions: the CSRF token is missing or wrong), or the upload "
+         "policy refuses it (`quota_exceeded` with `limit`, `resets_at` and Retry-After; "
+         "`kind_not_allowed`).",
     404: "No such upload for you (another user's id answers the same).",
     405: "Method not allowed.",
     409: "The upload is in a state where this makes no sense, or a request with the same "
@@ -123,6 +128,23 @@ def dependency_error_response(exc: Exception, request_id: str) -> Response | Non
                           headers={"Retry-After": str(retry_after)})
 
 
+def _policy_response(exc: services.PolicyRefused, request_id: str) -> Response:
+    """400 or 403 naming the limit the owner's upload policy sets (and for a quota, when it
+    resets, with Retry-After)."""
+    extra: dict = {}
+    headers = {}
+    if exc.limit is not None:
+        extra["limit"] = exc.limit
+    if exc.resets_at is not None:
+        extra["resets_at"] = exc.resets_at.isoformat()
+        headers["Retry-After"] = str(max(1, int((exc.resets_at - timezone.now())
+                                                  .total_seconds())))
+    if exc.field_name:
+        extra["errors"] = {exc.field_name: [exc.detail]}
+    return error_response(request_id, exc.status, exc.code, exc.detail, headers=headers,
+                          **extra)
+
+
 def payload_too_large(request_id: str) -> Response:
     """413 in the error shape: the body is over the endpoint's size limit."""
     return error_response(request_id, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -140,6 +162,8 @@ def exception_handler(exc, context):
         return dependency
     if isinstance(exc, RequestDataTooBig):
         return payload_too_large(request_id)
+    if isinstance(exc, services.PolicyRefused):
+        return _policy_response(exc, request_id)
     if isinstance(exc, services.NotPermitted):
         return error_response(request_id, status.HTTP_403_FORBIDDEN, "permission_denied",
                               str(exc))

@@ -23,6 +23,10 @@ class ErrorSerializer(serializers.Serializer):
     vod_request_id = serializers.CharField(required=False, help_text="VOD's RequestId.")
     status = serializers.CharField(required=False, help_text="The upload's status "
                                                              "(invalid_state only).")
+    limit = serializers.IntegerField(required=False, help_text="The upload policy's limit "
+                                                               "that refused the request.")
+    resets_at = serializers.DateTimeField(required=False, help_text="When that quota "
+                                                                    "resets.")
 
 
 class AutoSchema(openapi.AutoSchema):

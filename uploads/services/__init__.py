@@ -30,12 +30,14 @@ from .issuing import (
     video_refresh,
 )
 from .lifecycle import SyncResult, upload_remove
+from .policies import PolicyRefused, policy_for, usage
 from .vod_check import Finding, vod_check, vod_check_verdict
 from .reconcile import NEVER_DELIVERED, upload_discard, upload_id_for_retry, uploads_sync
 
 __all__ = [
     "NEVER_DELIVERED",
     "NotPermitted",
+    "PolicyRefused",
     "REFRESHABLE_STATUSES",
     "DependencyUnavailable",
     "Finding",
@@ -54,12 +56,14 @@ __all__ = [
     "credentials_resolvable",
     "image_issue",
     "nothing_created",
+    "policy_for",
     "refused_events_prune",
     "staff_permitted",
     "upload_action_check",
     "upload_discard",
     "upload_id_for_retry",
     "upload_remove",
+    "usage",
     "uploads_sync",
     "video_issue",
     "video_refresh",

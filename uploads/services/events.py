@@ -24,6 +24,7 @@ from ..models import (
     VodEvent,
     VodEventStatus,
 )
+from . import policies
 from .lifecycle import failure_details, media_lookup, our_status, vanished
 
 # Progress order: an event never moves an upload backwards (VOD may deliver late or twice).
@@ -35,7 +36,7 @@ _PROGRESS = {
     UploadStatus.PROCESSING: 3,
     UploadStatus.READY: 4,
 }
-_ENDED = {UploadStatus.CANCELLED, UploadStatus.DELETED}
+_ENDED = {UploadStatus.CANCELLED, UploadStatus.DELETED, UploadStatus.REJECTED}
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def upload_event_apply(*, model: type[MediaUpload], vod_id: str, event_type: str
                 changes["vod_status"] = info.status
             if info.size and not upload.file_size:
                 changes["file_size"] = info.size
+            if info.size and upload.uploaded_size is None:
+                changes["uploaded_size"] = info.size
         elif vod_id in batch.missing:
             target, vod_status, error_code = vanished(upload)
             changes.update({name: value for name, value in
@@ -131,7 +134,10 @@ def upload_event_apply(*, model: type[MediaUpload], vod_id: str, event_type: str
                            "changed": old_status != upload.status,
                            "vod_status": info.status if info else None,
                            **({"code": failure.code} if failure else {})})
-        return EventEffect(upload=upload, old_status=old_status, new_status=upload.status)
+    # The real size is known: a file larger than its limit is deleted (outside the
+    # transaction: VOD is called).
+    upload = policies.settle(upload, context=context)
+    return EventEffect(upload=upload, old_status=old_status, new_status=upload.status)
 
 
 MODEL_BY_KIND = {"video": VideoUpload, "image": ImageUpload,

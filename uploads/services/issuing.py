@@ -29,6 +29,7 @@ from ..models import (
     VideoUpload,
 )
 from ..validation import build_user_data
+from . import policies
 from .access import on_behalf
 
 # States in which a video may be given a fresh credential for its upload.
@@ -66,8 +67,31 @@ def _user_data(extend: dict | None) -> str:
     return build_user_data(callback_url=settings.VOD_CALLBACK_URL, extend=extend)
 
 
-def _common_defaults() -> dict:
-    return {"app_id": settings.VOD_APP_ID, "storage_location": settings.VOD_STORAGE_LOCATION}
+def _vod_settings(policy, **request) -> dict:
+    """The VOD settings of a new upload: the deployment's (VOD_APP_ID, ...), what the
+    request chose where a client may choose, and over both what the owner's policy decides."""
+    defaults = {"app_id": settings.VOD_APP_ID, "storage_location": settings.VOD_STORAGE_LOCATION,
+                **request}
+    return policies.vod_settings(policy, defaults)
+
+
+def _record_policy_refusal(kind: str, error: policies.PolicyRefused, *,
+                           context: RequestContext) -> None:
+    """Audit a request the owner's policy refused (nothing written, nothing sent)."""
+    audit.record(f"{kind}.credential.failed", outcome=AuditOutcome.REJECTED, context=context,
+                 target_kind=kind,
+                 data={"code": error.code, "message": error.detail[:512], "limit": error.limit,
+                       "resets_at": error.resets_at.isoformat() if error.resets_at else None,
+                       "vod_may_have_acted": False})
+
+
+def _policy_checked(owner, kind: str, context: RequestContext, **request):
+    """The owner's policy if it allows the request; refused ones are audited and raised."""
+    try:
+        return policies.check_request(owner, kind, **request)
+    except policies.PolicyRefused as error:
+        _durably(partial(_record_policy_refusal, kind, error, context=context))
+        raise
 
 
 def nothing_created(error: Exception) -> bool:
@@ -185,8 +209,10 @@ def _hand_back_connection() -> None:
 
 def _issue(row: MediaUpload, operation: str,
            send: Callable[[MediaUpload, Attempt], vod.IssuedUpload],
-           context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict]) -> Issued:
-    """Book the VOD call, commit the `requesting` row, call VOD and complete the row.
+           context: RequestContext, extra_fields: Callable[[vod.IssuedUpload], dict],
+           policy=None) -> Issued:
+    """Book the VOD call, commit the `requesting` row (its declared size reserved against
+    the owner's quotas, atomically), call VOD and complete the row.
 
     The booking comes first: a request our limiter refuses is audited and leaves no row (a
     burst would otherwise fill the table with failed rows that never reached VOD)."""
@@ -197,7 +223,11 @@ def _issue(row: MediaUpload, operation: str,
         _durably(partial(_record_refusal, row.kind, error, context=context))
         raise
     with booking:
-        row.save(force_insert=True)  # committed: a trace exists before VOD is called
+        try:
+            policies.reserve(row, policy)  # committed: a trace exists before VOD is called
+        except policies.PolicyRefused as error:
+            _durably(partial(_record_policy_refusal, row.kind, error, context=context))
+            raise
         return _send_and_complete(row, send, context, extra_fields, Attempt())
 
 
@@ -272,22 +302,25 @@ def video_issue(*, owner, title: str, file_name: str, context: RequestContext,
     user_data = _user_data(extend)
     existing = (VideoUpload.objects.filter(pk=upload_id, owner=owner).first()
                 if upload_id else None)
+    policy = None if existing else _policy_checked(owner, "video", context, file_name=file_name,
+                                                    declared_size=file_size)
     row = existing or VideoUpload(
         id=upload_id or uuid.uuid4(), owner=owner, title=title, file_name=file_name,
-        file_size=file_size, description=description, tags=tags, cate_id=cate_id,
-        cover_url=cover_url, extend=extend, template_group_id=settings.VOD_TEMPLATE_GROUP_ID,
-        workflow_id=settings.VOD_WORKFLOW_ID, **_common_defaults())
+        file_size=file_size, description=description, tags=tags, cover_url=cover_url,
+        extend=extend, **_vod_settings(policy, cate_id=cate_id,
+                                       template_group_id=settings.VOD_TEMPLATE_GROUP_ID,
+                                       workflow_id=settings.VOD_WORKFLOW_ID))
 
     def send(video: VideoUpload, attempt: Attempt) -> vod.VideoCredential:
         return _create_video_once(video, attempt, lambda: vod.create_upload_video(
             title=title, file_name=file_name, reference_id=video.reference_id,
             file_size=file_size, description=description, cover_url=cover_url,
-            cate_id=cate_id, tags=tags, template_group_id=video.template_group_id,
+            cate_id=video.cate_id, tags=tags, template_group_id=video.template_group_id,
             workflow_id=video.workflow_id, storage_location=video.storage_location,
             app_id=video.app_id, user_data=user_data))
 
     if existing is None:
-        return _issue(row, "CreateUploadVideo", send, context, lambda credential: {})
+        return _issue(row, "CreateUploadVideo", send, context, lambda credential: {}, policy)
     if existing.status != UploadStatus.REQUESTING:
         # Created, but its credential never reached the client: a fresh one for it.
         return video_refresh(video=existing, context=context)
@@ -354,22 +387,25 @@ def image_issue(*, owner, image_type: str, image_ext: str, context: RequestConte
     """CreateUploadImage for `owner`, recorded as an ImageUpload (its id `upload_id` when
     given). The image carries the row's marker tag, so a lost answer can be found again."""
     user_data = _user_data(extend)
+    policy = _policy_checked(owner, "image", context,
+                             file_name=original_file_name or f"image.{image_ext}")
     row = ImageUpload(id=upload_id or uuid.uuid4(), owner=owner, image_type=image_type,
                       image_ext=image_ext, title=title,
                       file_name=original_file_name, description=description, tags=tags,
-                      cate_id=cate_id, extend=extend, **_common_defaults())
+                      extend=extend, **_vod_settings(policy, cate_id=cate_id))
 
     def send(image: ImageUpload, attempt: Attempt) -> vod.ImageCredential:
         return vod.create_upload_image(
             image_type=image_type, image_ext=image_ext, title=title,
-            original_file_name=original_file_name, description=description, cate_id=cate_id,
+            original_file_name=original_file_name, description=description,
+            cate_id=image.cate_id,
             tags=_with_marker(tags, image), storage_location=image.storage_location,
             app_id=image.app_id,
             user_data=user_data)
 
     return _issue(row, "CreateUploadImage", send, context,
                   lambda credential: {"image_url": credential.image_url,
-                                      "file_url": credential.file_url})
+                                      "file_url": credential.file_url}, policy)
 
 
 def attached_media_issue(*, owner, business_type: str, media_ext: str,
@@ -380,11 +416,17 @@ def attached_media_issue(*, owner, business_type: str, media_ext: str,
     """CreateUploadAttachedMedia for `owner`, recorded as an AttachedMediaUpload (its id
     `upload_id` when given), marked like an image."""
     user_data = _user_data(extend)
+    policy = _policy_checked(owner, "attached_media", context,
+                             file_name=file_name or f"media.{media_ext}",
+                             declared_size=file_size)
+    chosen = _vod_settings(policy, cate_id=None)
+    if chosen.pop("cate_id") is not None:
+        cate_ids = str(policy.cate_id)  # the policy's category, as CreateUploadAttachedMedia's
     row = AttachedMediaUpload(id=upload_id or uuid.uuid4(), owner=owner,
                               business_type=business_type, media_ext=media_ext,
                               title=title, file_name=file_name, file_size=file_size,
                               description=description, tags=tags, cate_ids=cate_ids,
-                              extend=extend, **_common_defaults())
+                              extend=extend, **chosen)
 
     def send(media: AttachedMediaUpload, attempt: Attempt) -> vod.AttachedMediaCredential:
         return vod.create_upload_attached_media(
@@ -396,4 +438,4 @@ def attached_media_issue(*, owner, business_type: str, media_ext: str,
 
     return _issue(row, "CreateUploadAttachedMedia", send, context,
                   lambda credential: {"media_url": credential.media_url,
-                                      "file_url": credential.file_url})
+                                      "file_url": credential.file_url}, policy)

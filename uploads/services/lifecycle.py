@@ -55,7 +55,7 @@ _FAILURE_TEXT = {
     "UploadFail": "VOD reports that the upload failed.",
 }
 # Ended by a decision of ours or of VOD's owner: VOD's later word does not undo them.
-_ENDED_FOR_GOOD = {UploadStatus.CANCELLED, UploadStatus.DELETED}
+_ENDED_FOR_GOOD = {UploadStatus.CANCELLED, UploadStatus.DELETED, UploadStatus.REJECTED}
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ def _apply_locked(upload: MediaUpload, *, context, audit_unchanged, vod_status, 
         changes["status"] = new_status
     if size and not upload.file_size:
         changes["file_size"] = size
+    if size and upload.uploaded_size is None:
+        changes["uploaded_size"] = size
     error_message = ""
     if new_status == UploadStatus.FAILED and not error_code and not upload.error_code:
         error_code, error_message = failure_details(vod_status)

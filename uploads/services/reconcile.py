@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
@@ -32,6 +33,7 @@ from ..models import (
     UploadStatus,
     VideoUpload,
 )
+from . import policies
 from .lifecycle import (
     BATCH,
     NOT_IN_VOD,
@@ -68,8 +70,9 @@ def uploads_sync(*, uploads: Iterable[MediaUpload], context: RequestContext,
         by_model.setdefault(type(upload), []).append(upload)
     results: list[SyncResult] = []
     for model, rows in by_model.items():
-        results += sync_known(model, [row for row in rows if row.vod_id], context,
-                              audit_unchanged, expire_before)
+        known = sync_known(model, [row for row in rows if row.vod_id], context,
+                           audit_unchanged, expire_before)
+        results += [_settled(result, context) for result in known]
         # A younger row may still be in the hands of the request that made it: VOD's
         # answer may yet arrive, so neither a find nor a miss may settle it now.
         unknown = [row for row in rows if not row.vod_id]
@@ -123,6 +126,16 @@ def _find_marked(model, uploads: list[MediaUpload], *, context,
         else:
             results.append(unchanged(upload))
     return results
+
+
+def _settled(result: SyncResult, context: RequestContext) -> SyncResult:
+    """A file whose real size VOD just reported may break its limit: deleted if so."""
+    if not result.ok:
+        return result
+    upload = policies.settle(result.upload, context=context)
+    if upload.status == result.new_status:
+        return result
+    return replace(result, upload=upload, new_status=upload.status, changed=True)
 
 
 def _open(upload: MediaUpload) -> bool:
