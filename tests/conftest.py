@@ -146,6 +146,21 @@ def other_user(db):
 
 
 @pytest.fixture
+def superuser(db):
+    """A superuser, `root` (every admin page and action)."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    """The test client logged in as `superuser` (pytest-django's, with our factory's user)."""
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
 def staff_user(db):
     """A staff member (sees every upload through the API)."""
     from tests.factories import UserFactory

@@ -22,17 +22,6 @@ def staff_with(*codenames):
 
 
 @pytest.fixture
-def superuser():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
 def video(api):
     """A video issued through the API (so VOD and the audit trail know it)."""
     body = api.post("/api/v1/videos/", {"title": "Admin clip", "file_name": "clip.mp4"},

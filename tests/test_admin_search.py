@@ -21,12 +21,6 @@ AUDIT = reverse("admin:uploads_auditevent_changelist")
 
 
 @pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
-
-
-@pytest.fixture
 def videos(api, other_api):
     """Three videos: two of alice's, one of bob's. Returns the API answers by title."""
     made = {}

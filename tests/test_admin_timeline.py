@@ -193,7 +193,3 @@ def test_images_have_sync_and_remove_but_no_refresh(admin_client, api):
         reverse("admin:uploads_imageupload_refresh", args=[image.pk])
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client

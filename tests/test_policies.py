@@ -217,3 +217,31 @@ def test_the_schema_has_the_endpoint_and_the_policy_errors(client):
     create = schema["paths"]["/api/v1/videos/"]["post"]["responses"]
     assert "quota_exceeded" in create["403"]["description"]
     assert "file_too_large" in create["400"]["description"]
+
+
+def test_vod_sync_settles_an_oversize_file_the_events_never_told_of(api, sandbox):
+    default_policy(max_video_bytes=1_000_000)
+    created = video(api, file_size=1_000).json()
+    sandbox.set_status(created["video_id"], "UploadSucc", Size=50_000)  # no callback came
+
+    call_command("vod_sync", "--older-than", "0")
+
+    row = VideoUpload.objects.get(vod_id=created["video_id"])
+    assert row.status == UploadStatus.REJECTED and row.uploaded_size == 50_000
+    assert sandbox.get_video(created["video_id"]) is None
+
+
+def test_staff_see_each_users_usage_on_the_policy_page(admin_client, api, user):
+    policy = default_policy(daily_count=5)
+    members = Group.objects.create(name="members")
+    policy.groups.add(members)
+    user.groups.add(members)
+    video(api, file_size=2_048)
+
+    page = admin_client.get(f"/admin/uploads/uploadpolicy/{policy.pk}/change/")
+
+    assert page.status_code == 200
+    assert page.context["usage_rows"] == [{"user": user.get_username(), "day_count": 1,
+                                           "day_bytes": 2_048, "month_count": 1,
+                                           "month_bytes": 2_048, "in_flight": 1}]
+    assert "Usage of this policy" in page.content.decode()

@@ -35,17 +35,6 @@ def staff_with(*codenames):
     return person
 
 
-@pytest.fixture
-def superuser():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
 def api_status(token: str) -> int:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
