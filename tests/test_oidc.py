@@ -306,7 +306,7 @@ def test_alg_none_is_refused_before_any_key_is_fetched(configured):
     assert configured.jwks_hits() == 0
 
 
-def test_hs256_signed_with_the_public_key_is_refused(configured):
+def test_hs256_signed_with_the_public_key_is_refused(configured, settings):
     import hmac
 
     kid = configured.keys["main"][0][0]
@@ -318,8 +318,10 @@ def test_hs256_signed_with_the_public_key_is_refused(configured):
         unsigned = handmade(header, claims).rsplit(".", 1)[0]
         signature = hmac.new(secret, unsigned.encode(), "sha256").digest()
         refused(f"{unsigned}.{b64(signature)}", "algorithm")
-    with pytest.raises(ImproperlyConfigured):
-        oidc.config._provider({"issuer": configured.issuer(), "algorithms": ["HS256"]}, {})
+    # Nor can a configuration allow it.
+    settings.OIDC_PROVIDERS = [{"issuer": configured.issuer(), "algorithms": ["HS256"]}]
+    with pytest.raises(ImproperlyConfigured, match="algorithms .* must be among"):
+        oidc.parse_providers()
 
 
 def test_a_key_of_the_wrong_type_for_the_alg_is_refused(configured):

@@ -48,8 +48,8 @@ def revoke(client, *rows):
 
 
 def test_knox_admin_is_replaced_with_no_page_per_token():
-    assert isinstance(admin.site._registry[AuthToken], AuthTokenAdmin)
-    assert isinstance(admin.site._registry[get_user_model()], TokenUserAdmin)
+    assert isinstance(admin.site.get_model_admin(AuthToken), AuthTokenAdmin)
+    assert isinstance(admin.site.get_model_admin(get_user_model()), TokenUserAdmin)
     # A token's own page would carry its digest in the URL and show knox's __str__.
     with pytest.raises(NoReverseMatch):
         reverse("admin:knox_authtoken_change", args=["0" * 128])
