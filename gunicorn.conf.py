@@ -18,9 +18,13 @@ import glob
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
-from vodportal import envfile
+# gunicorn reads this file by path: from another working directory (the benchmark's peer
+# project), the project's own package is importable only once its root is on the path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vodportal import envfile  # noqa: E402
 
 # Before any GUNICORN_* is read: one configuration source for gunicorn and Django, so what a
 # deployer writes in .env (GUNICORN_BIND, GUNICORN_WORKERS, ...) is what gunicorn does.
