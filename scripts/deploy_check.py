@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.stack import free_port  # noqa: E402
 README_DIR = "/srv/vodportal"  # where the README installs; the copy's path replaces it
 MARKER = re.compile(r"<!-- deploy-check: (\w+) -->\s*\n\s*```[a-z]*\n(.*?)\n\s*```", re.S)
 # Variables of the environment this script runs in that would change what the README's
@@ -139,12 +142,6 @@ def copy_tree(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and process.poll() is None:
@@ -210,7 +207,7 @@ def main() -> int:
                 pass  # the group is gone: nothing was left running
         vod.terminate()
         vod.wait(timeout=10)
-        time.sleep(1)  # gunicorn's workers close their database connections
+        # WITH (FORCE) ends whatever connections gunicorn's workers still hold.
         psql(f"DROP DATABASE IF EXISTS {names['db']} WITH (FORCE)")
         psql(f"DROP ROLE IF EXISTS {names['user']}")
         psql(f"DROP ROLE IF EXISTS {names['owner']}")

@@ -22,6 +22,15 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password(TEST_PASSWORD)
 
 
+def staff_with(*codenames, **fields):
+    """A staff member holding exactly these permissions (by codename)."""
+    from django.contrib.auth.models import Permission
+
+    person = UserFactory(is_staff=True, **fields)
+    person.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return person
+
+
 class VideoUploadFactory(factory.django.DjangoModelFactory):
     """A video row as services would leave it after issuing a credential."""
 

@@ -3,22 +3,15 @@
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from tests.factories import UserFactory
+from tests.factories import staff_with
 from uploads.models import AuditEvent, ImageUpload, UploadStatus, VideoUpload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 VIDEOS = reverse("admin:uploads_videoupload_changelist")
 AUDIT = reverse("admin:uploads_auditevent_changelist")
-
-
-def staff_with(*codenames):
-    person = UserFactory(is_staff=True)
-    person.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return person
 
 
 @pytest.fixture

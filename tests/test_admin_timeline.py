@@ -3,22 +3,15 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff_with
 from uploads import audit
 from uploads.audit import RequestContext
 from uploads.models import AuditEvent, ImageUpload, UploadStatus, VideoUpload, VodEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def staff_with(*codenames):
-    person = UserFactory(is_staff=True)
-    person.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return person
 
 
 @pytest.fixture

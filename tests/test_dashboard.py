@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff_with
 from uploads.models import (
     AttachedMediaUpload,
     ImageUpload,
@@ -31,12 +31,6 @@ VENDOR = ROOT / "uploads" / "static" / "vendor"
 VIEW_UPLOADS = ("view_videoupload", "view_imageupload", "view_attachedmediaupload")
 _KIND_FIELDS = {ImageUpload: {"image_type": "default", "image_ext": "jpg"},
                 AttachedMediaUpload: {"business_type": "watermark", "media_ext": "png"}}
-
-
-def staff_with(*codenames, **fields):
-    person = UserFactory(is_staff=True, **fields)
-    person.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return person
 
 
 def upload(model, owner, age: timedelta, status, *, issued=1, **fields):

@@ -9,7 +9,6 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -17,7 +16,7 @@ from knox.crypto import hash_token
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff_with
 from uploads.models import ApiTokenUse, AuditEvent
 from uploads.token_admin import AuthTokenAdmin, TokenUserAdmin
 
@@ -26,13 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TOKENS = reverse("admin:knox_authtoken_changelist")
 ADD = reverse("admin:knox_authtoken_add")
 ISSUED = re.compile(r'value="(vodp_[0-9a-f]+)"')
-
-
-def staff_with(*codenames):
-    person = UserFactory(is_staff=True)
-    person.user_permissions.set(Permission.objects.filter(
-        content_type__app_label__in=("knox", "auth"), codename__in=codenames))
-    return person
 
 
 def api_status(token: str) -> int:
