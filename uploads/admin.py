@@ -27,13 +27,11 @@ from .admin_search import (
 from .admin_timeline import UploadPageMixin, refresh_one, remove_one, sync_rows, utc
 from .audit import ACTIONS
 from .callbacks import EVENT_TYPES
-from .models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload, VodEvent
+from .models import UPLOAD_MODELS, AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload, VodEvent
 from .pagination import EstimatedCountPaginator
 
 # An admin action touches at most this many rows per run (VOD's QPS limit is per account).
 MAX_ROWS_PER_ACTION = 200
-_ADMIN_MODEL_BY_KIND = {"video": "videoupload", "image": "imageupload",
-                        "attached_media": "attachedmediaupload"}
 _UPLOAD_COLUMNS = ("id", "vod_id", "owner__username", "status", "vod_status", "title",
                    "file_name", "file_size", "tags", "created_at", "updated_at",
                    "credential_expires_at", "credentials_issued", "last_vod_request_id",
@@ -267,11 +265,12 @@ class AuditEventAdmin(ReadOnlyAtScaleAdmin):
     @admin.display(description="target")
     def target_link(self, event):
         label = event.target_vod_id or event.target_pk or "-"
-        model = _ADMIN_MODEL_BY_KIND.get(event.target_kind)
+        model = UPLOAD_MODELS.get(event.target_kind)
         if not (model and event.target_pk):
             return label
         return format_html("<a href='{}'>{}</a>",
-                           reverse(f"admin:uploads_{model}_change", args=[event.target_pk]),
+                           reverse(f"admin:uploads_{model._meta.model_name}_change",
+                                   args=[event.target_pk]),
                            label)
 
 
@@ -321,7 +320,7 @@ class VodEventAdmin(ReadOnlyAtScaleAdmin):
 
     def upload_view(self, request, media_id):
         """Redirect to the upload whose VOD id is `media_id` (one unique index per kind)."""
-        for model in (VideoUpload, ImageUpload, AttachedMediaUpload):
+        for model in UPLOAD_MODELS.values():
             pk = model.objects.filter(vod_id=media_id).values_list("pk", flat=True).first()
             if pk is not None:
                 return HttpResponseRedirect(

@@ -19,11 +19,12 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from .models import UPLOAD_MODELS
 from .services import dashboard as figures
 
 # Seeing the dashboard means seeing, in sum, what these changelists show row by row.
 REQUIRED_PERMISSIONS = tuple(f"uploads.view_{model._meta.model_name}"
-                             for model in figures.MODELS.values())
+                             for model in UPLOAD_MODELS.values())
 
 admin.site.index_template = "admin/dashboard/admin_index.html"
 
@@ -60,7 +61,7 @@ def _dashboard(request):
     stuck = [{"label": figures.KIND_LABELS[kind], "count": count,
               "url": reverse(f"admin:uploads_{model._meta.model_name}_changelist")
               + "?" + stuck_query}
-             for kind, model in figures.MODELS.items() for count in [data.stuck[kind]]]
+             for kind, model in UPLOAD_MODELS.items() for count in [data.stuck[kind]]]
     uploaders = [{**row, "name": row["user"].get_username() if row["user"] else
                   f"user #{row['owner_id']}", "url": _user_link(request, row["user"])}
                  for row in data.top_uploaders]

@@ -28,13 +28,12 @@ from django.utils.safestring import mark_safe
 
 from . import audit
 from .audit import RequestContext
-from .models import AttachedMediaUpload, AuditEvent, AuditOutcome, ImageUpload, VideoUpload
+from .models import UPLOAD_MODELS, AuditEvent, AuditOutcome
 
 # Shorter terms have no trigram to look up: the index would be read whole.
 MIN_SUBSTRING = 3
 EXPORT_CHUNK = 2000
 USER_PAGE_ROWS = 15
-_UPLOAD_MODELS = (VideoUpload, ImageUpload, AttachedMediaUpload)
 
 
 def upload_search(queryset, term: str):
@@ -121,7 +120,7 @@ class TargetKindFilter(admin.SimpleListFilter):
     parameter_name = "target_kind"
 
     def lookups(self, request, model_admin):
-        return [(model.kind, model._meta.verbose_name) for model in _UPLOAD_MODELS]
+        return [(model.kind, model._meta.verbose_name) for model in UPLOAD_MODELS.values()]
 
     def queryset(self, request, queryset):
         return queryset.filter(target_kind=self.value()) if self.value() else queryset
@@ -269,7 +268,7 @@ class UserActivityMixin:
     def recent_uploads(self, user):
         """The user's newest uploads, every kind together, newest first."""
         rows = []
-        for model in _UPLOAD_MODELS:
+        for model in UPLOAD_MODELS.values():
             rows += model.objects.filter(owner=user).order_by("-created_at", "-id")[
                 :USER_PAGE_ROWS]
         rows.sort(key=lambda row: row.created_at, reverse=True)
@@ -282,7 +281,7 @@ class UserActivityMixin:
                                    _minute(row.created_at)) for row in rows[:USER_PAGE_ROWS]))
         everything = format_html_join(" · ", "<a href='{}?q={}'>all {}</a>", (
             (reverse(f"admin:uploads_{model._meta.model_name}_changelist"), user.get_username(),
-             model._meta.verbose_name_plural) for model in _UPLOAD_MODELS))
+             model._meta.verbose_name_plural) for model in UPLOAD_MODELS.values()))
         return format_html("<table class='vodp-user-uploads'><thead><tr><th>kind</th>"
                            "<th>VOD id</th><th>title</th><th>status</th><th>created (UTC)</th>"
                            "</tr></thead><tbody>{}</tbody></table><p>{}</p>",

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 
 from . import audit, metrics, ratelimit
 from .audit import RequestContext
-from .models import AuditOutcome, VodEvent, VodEventStatus
+from .models import UPLOAD_MODELS, AuditOutcome, VodEvent, VodEventStatus
 from .services import DependencyUnavailable, VodError, events
 
 
@@ -143,7 +143,7 @@ def _dispatch(payload: dict, context: RequestContext) -> str:
                      data={"event_type": event_type, "changed": False})
         return "nothing to change"
     try:
-        effect = events.upload_event_apply(model=events.MODEL_BY_KIND[kind], vod_id=vod_id,
+        effect = events.upload_event_apply(model=UPLOAD_MODELS[kind], vod_id=vod_id,
                                            event_type=event_type, context=context,
                                            failure=_reported_failure(event_type, payload))
     except (VodError, DependencyUnavailable) as error:

@@ -34,6 +34,12 @@ class UploadStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+# Statuses an upload may still move from on its own (its bytes, VOD's callbacks, vod_sync):
+# the pages follow them live, vod_sync looks them up, quotas count them as in flight.
+IN_FLIGHT_STATUSES = (UploadStatus.REQUESTING, UploadStatus.UPLOADING, UploadStatus.UPLOADED,
+                      UploadStatus.PROCESSING)
+
+
 class MediaUpload(models.Model):
     """What all three kinds of upload keep. Never holds UploadAuth or any STS secret."""
 
@@ -171,6 +177,12 @@ class AttachedMediaUpload(MediaUpload):
             models.Index(fields=["status", "-created_at", "-id"], name="attached_status_created"),
             models.Index(fields=["-created_at", "-id"], name="attached_created"),
         ]
+
+
+# The upload models by their kind ("video", "image", "attached_media"): the one place that
+# lists them, for whatever must go through every kind.
+UPLOAD_MODELS: dict[str, type[MediaUpload]] = {
+    model.kind: model for model in (VideoUpload, ImageUpload, AttachedMediaUpload)}
 
 
 class AuditOutcome(models.TextChoices):

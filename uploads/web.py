@@ -17,12 +17,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from . import validation
-from .models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
+from .models import IN_FLIGHT_STATUSES, AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
 
 # Statuses something may still move on its own (VOD's callbacks, the upload itself): the
 # pages poll the API while a record is in one, and stop once it has settled.
-IN_FLIGHT = (UploadStatus.REQUESTING, UploadStatus.UPLOADING, UploadStatus.UPLOADED,
-             UploadStatus.PROCESSING)
 # How often the pages ask the API for a status: quick enough to feel live, one request a
 # second per kind at most.
 POLL_MS = 1000
@@ -76,7 +74,7 @@ def _page_config(request) -> dict:
                          "refreshable": kind == "video", "extensions": _extensions(kind)}
                   for kind, (label, _, route, id_field) in KINDS.items()},
         "statuses": dict(UploadStatus.choices),
-        "inFlight": list(IN_FLIGHT),
+        "inFlight": list(IN_FLIGHT_STATUSES),
         "pollMs": POLL_MS,
         "uploadsUrl": reverse("uploads"),
         "uploadUrl": reverse("upload"),
@@ -153,7 +151,7 @@ def _list_rows(user, *, search: str, status: str, cursor, newer: bool) -> tuple[
         order = ("created_at", "pk") if newer else ("-created_at", "-pk")
         for upload in uploads.order_by(*order)[:LIST_SIZE + 1]:
             rows.append({"kind": kind, "kind_label": label, "upload": upload,
-                         "in_flight": upload.status in IN_FLIGHT})
+                         "in_flight": upload.status in IN_FLIGHT_STATUSES})
     rows.sort(key=lambda row: (row["upload"].created_at, KIND_RANK[row["kind"]],
                                row["upload"].pk), reverse=not newer)
     more = len(rows) > LIST_SIZE

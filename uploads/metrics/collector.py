@@ -23,15 +23,10 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from ..models import AttachedMediaUpload, AuditEvent, ImageUpload, UploadStatus, VideoUpload
+from ..models import IN_FLIGHT_STATUSES, UPLOAD_MODELS, AuditEvent
 
 logger = logging.getLogger("uploads.metrics")
 
-# Statuses something may still move on its own (the upload itself, VOD's callbacks): the same
-# as the upload pages' (uploads/web.py, IN_FLIGHT), which this layer may not import.
-IN_FLIGHT = (UploadStatus.REQUESTING, UploadStatus.UPLOADING, UploadStatus.UPLOADED,
-             UploadStatus.PROCESSING)
-MODELS = (("video", VideoUpload), ("image", ImageUpload), ("attached_media", AttachedMediaUpload))
 
 
 class DatabaseCollector:
@@ -66,12 +61,12 @@ class DatabaseCollector:
             "vodportal_uploads_oldest_in_flight_age_seconds",
             "Seconds since the oldest upload now in that status was created, by kind and "
             "status (0 when none is).", labels=["kind", "status"])
-        for kind, model in MODELS:
+        for kind, model in UPLOAD_MODELS.items():
             # order_by(): the model's default ordering would join the GROUP BY.
-            rows = {row["status"]: row for row in model.objects.filter(status__in=IN_FLIGHT)
+            rows = {row["status"]: row for row in model.objects.filter(status__in=IN_FLIGHT_STATUSES)
                     .values("status").annotate(count=Count("pk"), oldest=Min("created_at"))
                     .order_by()}
-            for status in IN_FLIGHT:
+            for status in IN_FLIGHT_STATUSES:
                 row = rows.get(status)
                 in_flight.add_metric([kind, status], row["count"] if row else 0)
                 age = (now - row["oldest"]).total_seconds() if row and row["oldest"] else 0.0

@@ -28,10 +28,8 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from ..models import (
-    AttachedMediaUpload,
-    ImageUpload,
+    UPLOAD_MODELS,
     UploadStatus,
-    VideoUpload,
     VodEvent,
     VodEventStatus,
 )
@@ -43,7 +41,6 @@ FAILURE_DAYS = 7
 REJECTED_DAYS = 7
 TOP_UPLOADERS = 10
 TOP_REASONS = 10
-MODELS = {"video": VideoUpload, "image": ImageUpload, "attached_media": AttachedMediaUpload}
 KIND_LABELS = {"video": "Video and audio", "image": "Images", "attached_media": "Attached media"}
 # Statuses that prove the file reached VOD (see the module's definitions).
 # `rejected`: the file arrived and broke its upload policy.
@@ -113,7 +110,7 @@ def _series(rows, buckets: list[datetime], fmt: str, kinds) -> Series:
 def _grouped_union(build) -> list:
     """One UNION ALL query over the three upload tables: `build(model)` gives each part
     (a values() queryset with the same columns); one round trip instead of three."""
-    parts = [build(model).annotate(kind=Value(kind)) for kind, model in MODELS.items()]
+    parts = [build(model).annotate(kind=Value(kind)) for kind, model in UPLOAD_MODELS.items()]
     return list(parts[0].union(*parts[1:], all=True))
 
 
@@ -124,7 +121,7 @@ def _issued_per_hour(now: datetime) -> Series:
                           .annotate(bucket=TruncHour("created_at")).values("bucket")
                           .annotate(n=Count("*")).values_list("bucket", "n"))
     return _series([(kind, bucket, n) for bucket, n, kind in rows],
-                   _buckets(start, timedelta(hours=1), HOURS), "%d %b %H:00", MODELS)
+                   _buckets(start, timedelta(hours=1), HOURS), "%d %b %H:00", UPLOAD_MODELS)
 
 
 def _per_day_and_status(start: datetime) -> list:
@@ -177,7 +174,7 @@ def _stuck(now: datetime) -> dict[str, int]:
     rows = _grouped_union(lambda model: model.objects.order_by()
                           .filter(status=UploadStatus.UPLOADING, credential_expires_at__lt=now)
                           .values("status").annotate(n=Count("*")).values_list("n"))
-    stuck = dict.fromkeys(MODELS, 0)
+    stuck = dict.fromkeys(UPLOAD_MODELS, 0)
     for count, kind in rows:
         stuck[kind] = count
     return stuck
@@ -214,17 +211,17 @@ def _top_uploaders(since: datetime) -> list[dict]:
     quote = connection.ops.quote_name
     parts = " UNION ALL ".join(
         f"SELECT {quote('owner_id')} AS owner_id, %s AS kind FROM {quote(model._meta.db_table)}"
-        f" WHERE {quote('created_at')} >= %s" for model in MODELS.values())
-    per_kind = ", ".join("SUM(CASE WHEN kind = %s THEN 1 ELSE 0 END)" for _ in MODELS)
+        f" WHERE {quote('created_at')} >= %s" for model in UPLOAD_MODELS.values())
+    per_kind = ", ".join("SUM(CASE WHEN kind = %s THEN 1 ELSE 0 END)" for _ in UPLOAD_MODELS)
     sql = (f"SELECT owner_id, COUNT(*) AS total, {per_kind} FROM ({parts}) AS rows_in_window"
            f" GROUP BY owner_id ORDER BY total DESC, owner_id LIMIT {TOP_UPLOADERS}")
-    params = [*MODELS, *[value for kind in MODELS for value in (kind, since)]]
+    params = [*UPLOAD_MODELS, *[value for kind in UPLOAD_MODELS for value in (kind, since)]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ranked = cursor.fetchall()
     users = get_user_model().objects.in_bulk([row[0] for row in ranked])
     return [{"user": users.get(owner_id), "owner_id": owner_id, "total": total,
-             "by_kind": dict(zip(MODELS, counts, strict=True))}
+             "by_kind": dict(zip(UPLOAD_MODELS, counts, strict=True))}
             for owner_id, total, *counts in ranked]
 
 
@@ -236,7 +233,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     days = _buckets(day_start, timedelta(days=1), DAYS)
     groups = _per_day_and_status(day_start)
     per_day = _series([(kind, bucket, issued) for bucket, _status, _n, issued, kind in groups],
-                      days, "%d %b", MODELS)
+                      days, "%d %b", UPLOAD_MODELS)
     # The funnel's window is whole days too, so that it is read off the same groups.
     created, funnel = _funnel(groups, days[DAYS - FUNNEL_DAYS])
     rejected_per_day, reasons = _rejected(now)

@@ -16,11 +16,8 @@ from django.db import transaction
 from .. import audit
 from ..audit import RequestContext
 from ..models import (
-    AttachedMediaUpload,
-    ImageUpload,
     MediaUpload,
     UploadStatus,
-    VideoUpload,
     VodEvent,
     VodEventStatus,
 )
@@ -138,10 +135,6 @@ def upload_event_apply(*, model: type[MediaUpload], vod_id: str, event_type: str
     # transaction: VOD is called).
     upload = policies.settle(upload, context=context)
     return EventEffect(upload=upload, old_status=old_status, new_status=upload.status)
-
-
-MODEL_BY_KIND = {"video": VideoUpload, "image": ImageUpload,
-                 "attached_media": AttachedMediaUpload}
 
 
 def refused_events_prune(*, before, context: RequestContext, batch: int = 5000) -> int:

@@ -23,23 +23,19 @@ from django.utils import timezone
 from .. import audit, vod
 from ..audit import RequestContext
 from ..models import (
-    AttachedMediaUpload,
+    IN_FLIGHT_STATUSES,
+    UPLOAD_MODELS,
     AuditOutcome,
-    ImageUpload,
     MediaUpload,
     UploadPolicy,
     UploadStatus,
-    VideoUpload,
 )
 from ..validation import extension_of
 from .lifecycle import media_delete
 
-MODELS = (VideoUpload, ImageUpload, AttachedMediaUpload)
 # Statuses whose reservation is released: the bytes never came, or were thrown away.
 RELEASED = (UploadStatus.FAILED, UploadStatus.CANCELLED, UploadStatus.EXPIRED,
             UploadStatus.REJECTED)
-IN_FLIGHT = (UploadStatus.REQUESTING, UploadStatus.UPLOADING, UploadStatus.UPLOADED,
-             UploadStatus.PROCESSING)
 # How much larger than declared an uploaded file may be before it is rejected: clients
 # declare what the file system says; nothing legitimate grows more than this.
 SIZE_TOLERANCE = 0.01
@@ -129,15 +125,15 @@ def usage(user) -> Usage:
     today = Q(created_at__gte=day)
     totals = {"day_count": 0, "day_bytes": 0, "month_count": 0, "month_bytes": 0,
               "in_flight": 0}
-    for model in MODELS:
+    for model in UPLOAD_MODELS.values():
         row = (model.objects.filter(owner=user)
-               .filter(Q(created_at__gte=month) | Q(status__in=IN_FLIGHT))
+               .filter(Q(created_at__gte=month) | Q(status__in=IN_FLIGHT_STATUSES))
                .exclude(status__in=RELEASED)
                .aggregate(month_count=Count("id", filter=Q(created_at__gte=month)),
                           month_bytes=Sum(size, filter=Q(created_at__gte=month)),
                           day_count=Count("id", filter=today),
                           day_bytes=Sum(size, filter=today),
-                          in_flight=Count("id", filter=Q(status__in=IN_FLIGHT))))
+                          in_flight=Count("id", filter=Q(status__in=IN_FLIGHT_STATUSES))))
         for name in totals:
             totals[name] += row[name] or 0
     return Usage(**totals, day_resets_at=next_day, month_resets_at=next_month)

@@ -9,10 +9,8 @@ from django.utils import timezone
 
 from uploads import services
 from uploads.audit import RequestContext
-from uploads.models import AttachedMediaUpload, ImageUpload, UploadStatus, VideoUpload
+from uploads.models import IN_FLIGHT_STATUSES, UPLOAD_MODELS, UploadStatus
 
-IN_FLIGHT = (UploadStatus.REQUESTING, UploadStatus.UPLOADING, UploadStatus.UPLOADED,
-             UploadStatus.PROCESSING)
 # Any constant: the PostgreSQL advisory lock that keeps two runs from overlapping.
 _SYNC_LOCK_ID = 0x766F645F73796E63  # "vod_sync"
 
@@ -55,11 +53,11 @@ class Command(BaseCommand):
             due |= Q(created_at__lt=now - timedelta(minutes=older_than))
         context = RequestContext.system("vod_sync")
         totals = {"checked": 0, "changed": 0, "failed": 0}
-        wanted = Q(due, status__in=IN_FLIGHT)
+        wanted = Q(due, status__in=IN_FLIGHT_STATUSES)
         if recheck_failed is not None:
             wanted |= Q(status=UploadStatus.FAILED, vod_id__isnull=True,
                         created_at__gte=now - timedelta(days=recheck_failed))
-        for model in (VideoUpload, ImageUpload, AttachedMediaUpload):
+        for model in UPLOAD_MODELS.values():
             rows = list(model.objects.filter(wanted).order_by("created_at")[:limit])
             results = services.uploads_sync(uploads=rows, context=context,
                                             end_unknown_before=now - timedelta(minutes=grace),
