@@ -55,6 +55,12 @@ def test_uploads_are_found_by_title_file_name_owner_and_ids(admin_client, videos
     assert titles(admin_client, "nothing like it") == []
 
 
+def test_a_whole_file_name_finds_exactly_that_file(admin_client, api, videos):
+    api.post("/api/v1/videos/", {"title": "Copy", "file_name": "old-beach.mp4"}, format="json")
+    assert titles(admin_client, "beach.mp4") == ["Summer Holiday"]  # not old-beach.mp4
+    assert titles(admin_client, "beach") == ["Copy", "Summer Holiday"]  # a part: substring
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes: PostgreSQL")
 def test_substring_search_can_use_the_trigram_index(videos):
     query = VideoUpload.objects.filter(title__icontains="holiday").order_by()
@@ -101,6 +107,32 @@ def test_audit_events_are_filtered_by_user_action_outcome_target_and_dates(admin
     assert '<input type="hidden" name="action" value="video.credential.issued">' in html
     titles_ = [spec.title for spec in page.context["cl"].filter_specs]
     assert {"user", "date (UTC)", "target kind", "target (VOD id or record id)"} <= set(titles_)
+
+
+def test_the_user_filter_follows_the_account_or_else_the_recorded_label(admin_client, videos,
+                                                                      user):
+    user.username = "alice.renamed"
+    user.save()
+    renamed = found(admin_client, AUDIT, user="alice.renamed", action="video.credential.issued")
+    assert len(renamed) == 2 and {event.actor_label for event in renamed} == {"alice"}
+    # No account is called "carol" (any more): the events recorded under that label.
+    gone = audit.record("upload.synced", context=RequestContext.system("carol"))
+    assert [event.pk for event in found(admin_client, AUDIT, user="carol")] == [gone.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plans: PostgreSQL")
+def test_a_users_events_are_read_in_the_trails_order_from_one_index(user):
+    from uploads.admin_search import actor_match
+
+    query = AuditEvent.objects.filter(actor_match(user.username)).order_by("-sequence")[:100]
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # a few rows: the planner would scan
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    # An OR of actor and label would be a bitmap of every match, then a sort.
+    assert "audit_actor_seq" in plan and "Sort" not in plan, plan
 
 
 def test_a_users_page_lists_their_newest_uploads_and_their_audit_events(admin_client, videos,

@@ -229,7 +229,7 @@ class ActorFilter(admin.SimpleListFilter):
         if self.value() == "system":
             return queryset.filter(actor_ref__isnull=True)
         if self.value():
-            return queryset.filter(actor_ref=self.value())
+            return queryset.filter(actor_id=self.value())  # indexed with the trail's order
         return queryset
 
 
