@@ -10,3 +10,4 @@ class UploadsConfig(AppConfig):
     def ready(self):
         # Signal receivers and system checks (the OpenID Connect settings' among them).
         from . import auth_audit, checks, oidc, token_cache  # noqa: F401
+        from .services import policy_memo  # noqa: F401

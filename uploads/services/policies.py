@@ -31,6 +31,7 @@ from ..models import (
     UploadStatus,
 )
 from ..validation import extension_of
+from . import policy_memo
 from .lifecycle import media_delete
 
 # Statuses whose reservation is released: the bytes never came, or were thrown away.
@@ -55,10 +56,11 @@ class PolicyRefused(Exception):
 
 def policy_for(user) -> UploadPolicy | None:
     """The policy governing `user`: their groups' first by priority, else the default (one
-    query: it is on every issuance's path)."""
-    return (UploadPolicy.objects.filter(Q(groups__user=user) | Q(is_default=True))
-            .annotate(of_a_group=Count("groups", filter=Q(groups__user=user)))
-            .order_by("-of_a_group", "priority", "name").first())
+    query, remembered per process until a policy changes: it is on every issuance's path)."""
+    return policy_memo.remembered(user.pk, lambda: (
+        UploadPolicy.objects.filter(Q(groups__user=user) | Q(is_default=True))
+        .annotate(of_a_group=Count("groups", filter=Q(groups__user=user)))
+        .order_by("-of_a_group", "priority", "name").first()))
 
 
 def _max_bytes(policy: UploadPolicy, kind: str) -> int | None:
