@@ -13,6 +13,8 @@ writes while they are built.
 
 from django.db import migrations
 
+from ._postgres_indexes import concurrently
+
 _UPLOAD_TABLES = {"video": "uploads_videoupload", "image": "uploads_imageupload",
                   "attached": "uploads_attachedmediaupload"}
 _INDEXES = [
@@ -23,21 +25,6 @@ _INDEXES = [
 ]
 
 
-def _create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for index in _INDEXES:
-        schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index}")
-
-
-def _drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for index in _INDEXES:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index.split()[0]}")
-    # The extension stays: other objects may have come to depend on it.
-
 
 class Migration(migrations.Migration):
 
@@ -45,4 +32,5 @@ class Migration(migrations.Migration):
 
     dependencies = [("uploads", "0009_identities_and_token_use")]
 
-    operations = [migrations.RunPython(_create, _drop, atomic=False, elidable=False)]
+    # The extension stays when the indexes are dropped: other objects may depend on it.
+    operations = [concurrently(_INDEXES, first=("CREATE EXTENSION IF NOT EXISTS pg_trgm",))]

@@ -15,6 +15,8 @@ transaction) so a live table keeps taking writes while they are built.
 
 from django.db import migrations
 
+from ._postgres_indexes import concurrently
+
 _UPLOAD_TABLES = {"video": "uploads_videoupload", "image": "uploads_imageupload",
                   "attached": "uploads_attachedmediaupload"}
 _INDEXES = [
@@ -31,19 +33,6 @@ _INDEXES = [
 ]
 
 
-def _create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for index in _INDEXES:
-        schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index}")
-
-
-def _drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for index in _INDEXES:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index.split()[0]}")
-
 
 class Migration(migrations.Migration):
 
@@ -51,4 +40,4 @@ class Migration(migrations.Migration):
 
     dependencies = [("uploads", "0010_admin_search_indexes")]
 
-    operations = [migrations.RunPython(_create, _drop, atomic=False, elidable=False)]
+    operations = [concurrently(_INDEXES)]

@@ -9,23 +9,12 @@ CONCURRENTLY so a live table keeps taking writes.
 
 from django.db import migrations
 
+from ._postgres_indexes import concurrently
+
 _INDEXES = [f"{prefix}_file_name ON {table} (file_name)" for prefix, table in (
     ("video", "uploads_videoupload"), ("image", "uploads_imageupload"),
     ("attached", "uploads_attachedmediaupload"))]
 
-
-def _create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for index in _INDEXES:
-        schema_editor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index}")
-
-
-def _drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for index in _INDEXES:
-        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index.split()[0]}")
 
 
 class Migration(migrations.Migration):
@@ -34,4 +23,4 @@ class Migration(migrations.Migration):
 
     dependencies = [("uploads", "0012_upload_policies")]
 
-    operations = [migrations.RunPython(_create, _drop, atomic=False, elidable=False)]
+    operations = [concurrently(_INDEXES)]
