@@ -175,6 +175,18 @@ def test_csv_export_streams_exactly_the_filtered_rows_and_is_audited(admin_clien
                           "rows": 2, "complete": True}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side cursors: PostgreSQL")
+def test_csv_export_reads_its_rows_as_it_sends_them(admin_client, videos):
+    response = admin_client.get(reverse("admin:uploads_videoupload_export"))
+    chunks = iter(response.streaming_content)
+    next(chunks), next(chunks)  # the header and the first row
+    # Inside a transaction the cursor is not declared WITH HOLD, which PostgreSQL would fill
+    # with every matching row before the first was sent.
+    assert connection.in_atomic_block
+    rest = b"".join(chunks)
+    assert not connection.in_atomic_block and rest.count(b"\n") == len(videos) - 1
+
+
 def test_csv_export_of_audit_and_vod_events_follows_their_filters(admin_client, videos):
     VodEvent.objects.create(body='{"EventType": "=HYPERLINK(1)"}', fingerprint="a" * 64,
                             event_type="FileUploadComplete", media_id="m" * 32,

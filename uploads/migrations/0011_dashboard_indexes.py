@@ -33,7 +33,6 @@ _INDEXES = [
 ]
 
 
-
 class Migration(migrations.Migration):
 
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction

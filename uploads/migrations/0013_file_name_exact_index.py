@@ -16,7 +16,6 @@ _INDEXES = [f"{prefix}_file_name ON {table} (file_name)" for prefix, table in (
     ("attached", "uploads_attachedmediaupload"))]
 
 
-
 class Migration(migrations.Migration):
 
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
