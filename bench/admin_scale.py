@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 from unittest import mock
@@ -61,9 +62,17 @@ YEAR = "interval '365 days'"
 # windows (48 hours to 30 days) hold the same rows at both sizes, as the pages above show
 # the same rows. A month as busy as 1,000,000 uploads a year is measured on its own
 # (BUSY_MONTH, --busy-month).
-LAST_YEAR = f"now() - random() * {YEAR}"
-HISTORY = f"now() - {YEAR} - random() * 2 * {YEAR}"
-BUSY_MONTH = "now() - random() * interval '30 days'"
+@dataclass(frozen=True)
+class Era:
+    """When a batch of uploads was created (SQL), and the statuses it is drawn from."""
+
+    created: str
+    statuses: dict[str, int]
+
+
+LAST_YEAR = Era(f"now() - random() * {YEAR}", STATUS_WEIGHTS)
+HISTORY = Era(f"now() - {YEAR} - random() * 2 * {YEAR}", ENDED_WEIGHTS)
+BUSY_MONTH = Era("now() - random() * interval '30 days'", STATUS_WEIGHTS)
 
 
 def parse_args():
@@ -161,10 +170,9 @@ def seed_users(cursor) -> None:
                    f"{USERS})")
 
 
-def seed_uploads(cursor, model, first: int, last: int, created: str) -> None:
-    """Uploads number `first`..`last` of one kind, created at `created` (SQL; HISTORY: in
-    ended statuses only); id and vod_id derive from the number."""
-    statuses = ENDED_WEIGHTS if created == HISTORY else STATUS_WEIGHTS
+def seed_uploads(cursor, model, first: int, last: int, era: Era) -> None:
+    """Uploads number `first`..`last` of one kind, of `era`; id and vod_id derive from the
+    number."""
     kind = model.kind
     ext = {"video": "mp4", "image": "jpg", "attached_media": "png"}[kind]
     expressions = {
@@ -188,8 +196,8 @@ def seed_uploads(cursor, model, first: int, last: int, created: str) -> None:
     source = (f"(SELECT n, CASE WHEN n % {HEAVY_OWNER_EVERY} = 0 THEN {HEAVY_OWNER} "
               f"ELSE 1 + floor(random() * {USERS})::int END AS owner, "
               f"CASE WHEN n IN ({BUSY_VIDEO}, {STRESS_VIDEO}) THEN 'ready'"
-              f" ELSE {_pick(statuses)} END"
-              f" AS status, {created} AS created "
+              f" ELSE {_pick(era.statuses)} END"
+              f" AS status, {era.created} AS created "
               f"FROM generate_series({first}, {last}) n) s")
     _insert(cursor, model, expressions, source)
 
@@ -237,9 +245,9 @@ def seed_audit(cursor, first: int, last: int, total: int, uploads: dict) -> None
     _insert(cursor, AuditEvent, expressions, source)
 
 
-def grow(seeded: dict, uploads: dict, audit: int, audit_total: int, created: str) -> float:
-    """Bring every table up to the given row counts, new uploads created at `created` (SQL);
-    VACUUM ANALYZE; return the seconds."""
+def grow(seeded: dict, uploads: dict, audit: int, audit_total: int, era: Era) -> float:
+    """Bring every table up to the given row counts, new uploads of `era`; VACUUM ANALYZE;
+    return the seconds."""
     from django.db import connection
 
     from uploads.models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload
@@ -252,7 +260,7 @@ def grow(seeded: dict, uploads: dict, audit: int, audit_total: int, created: str
         cursor.execute("SELECT setseed(0.42)")  # the same data on every run
         for kind, model in models.items():
             if uploads[kind] > seeded.get(kind, 0):
-                seed_uploads(cursor, model, seeded.get(kind, 0) + 1, uploads[kind], created)
+                seed_uploads(cursor, model, seeded.get(kind, 0) + 1, uploads[kind], era)
             seeded[kind] = uploads[kind]
         if audit > seeded.get("audit", 0):
             seed_audit(cursor, seeded.get("audit", 0) + 1, audit, audit_total, uploads)

@@ -20,7 +20,7 @@ MEMO_REDIS = "redis://127.0.0.1:6379/13"
 def shared_memo(settings):
     """The memo on, against a Redis database of its own, empty."""
     settings.REDIS_URL = MEMO_REDIS
-    redis.Redis.from_url(MEMO_REDIS).delete(policy_memo.GENERATION_KEY)
+    redis.Redis.from_url(MEMO_REDIS).delete(policy_memo.GENERATION.key)
     policy_memo.forget()
     yield
     policy_memo.forget()

@@ -72,8 +72,16 @@ class InputFilter(admin.SimpleListFilter):
     template = "admin/uploads/input_filter.html"
     placeholder = ""
 
+    def match(self, term: str) -> Q:
+        """The rows a non-empty `term` (stripped) selects."""
+        raise NotImplementedError
+
     def lookups(self, request, model_admin):
         return ()
+
+    def queryset(self, request, queryset):
+        term = (self.value() or "").strip()
+        return queryset.filter(self.match(term)) if term else queryset
 
     def has_output(self):
         return True
@@ -94,11 +102,8 @@ class UserFilter(InputFilter):
     parameter_name = "user"
     placeholder = "username or actor label"
 
-    def queryset(self, request, queryset):
-        term = (self.value() or "").strip()
-        if not term:
-            return queryset
-        return queryset.filter(actor_match(term))
+    def match(self, term: str) -> Q:
+        return actor_match(term)
 
 
 def actor_match(term: str) -> Q:
@@ -117,11 +122,8 @@ class TargetFilter(InputFilter):
     parameter_name = "target"
     placeholder = "VOD id or record id"
 
-    def queryset(self, request, queryset):
-        term = (self.value() or "").strip()
-        if not term:
-            return queryset
-        return queryset.filter(Q(target_vod_id=term) | Q(target_pk=term))
+    def match(self, term: str) -> Q:
+        return Q(target_vod_id=term) | Q(target_pk=term)
 
 
 class TargetKindFilter(admin.SimpleListFilter):

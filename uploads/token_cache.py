@@ -23,45 +23,36 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import datetime
-from functools import lru_cache
 
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import router, transaction
+from django.db import router
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from knox.models import AuthToken
 from knox.settings import knox_settings
 
+from .generations import Generation, redis_client
+
 logger = logging.getLogger("uploads.auth")
 
-_GENERATION_KEY = "vodportal:api-token:generation"
+_GENERATION = Generation("vodportal:api-token:generation", logger=logger,
+                         when_down="API token cache unavailable: a user or token change "
+                                   "applies to cached tokens within API_TOKEN_CACHE_SECONDS")
 _ENTRY_PREFIX = "vodportal:api-token:"
 # Never cached: a password hash has no business in a cache. The user is built with it
 # deferred; code that needs it (rare on the API) loads it from the database.
 _UNCACHED_USER_FIELDS = frozenset({"password"})
-# The database answers if Redis does not: never wait long on the cache.
-_REDIS_TIMEOUT_SECONDS = 0.5
 
 
 def enabled() -> bool:
     """Whether accepted tokens are cached (see the module's docstring)."""
     return (bool(settings.REDIS_URL) and settings.API_TOKEN_CACHE_SECONDS > 0
             and not knox_settings.AUTO_REFRESH)
-
-
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    # One client per URL for the process (thread-safe, pooled), and JSON values. Not
-    # Django's cache API: its values are pickles, and unpickling on the authentication
-    # path would run whatever anyone able to write to Redis put there.
-    return redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT_SECONDS,
-                                socket_connect_timeout=_REDIS_TIMEOUT_SECONDS)
 
 
 def _entry_key(digest: str) -> str:
@@ -101,13 +92,11 @@ class Lookup:
         self.generation: bytes | None = None
         self.found: tuple | None = None
         try:
-            client = _client(settings.REDIS_URL)
-            self.generation, entry = client.mget([_GENERATION_KEY, _entry_key(digest)])
+            client = redis_client(settings.REDIS_URL)
+            # The generation and the entry in one round trip.
+            self.generation, entry = client.mget([_GENERATION.key, _entry_key(digest)])
             if self.generation is None:
-                # First use, or Redis was emptied: a new generation (a concurrent process
-                # may win the race; then its value is the one read back).
-                client.set(_GENERATION_KEY, secrets.token_hex(8), nx=True)
-                self.generation = client.get(_GENERATION_KEY)
+                self.generation = _GENERATION.started(client)
         except redis.RedisError:
             logger.warning("API token cache unavailable: checking the token in the database")
             self.generation = None
@@ -134,7 +123,7 @@ class Lookup:
         entry = json.dumps([self.generation.decode(), _dump(user), _dump(token)],
                            default=_encode)
         try:
-            _client(settings.REDIS_URL).set(_entry_key(self.digest), entry, ex=seconds)
+            redis_client(settings.REDIS_URL).set(_entry_key(self.digest), entry, ex=seconds)
         except redis.RedisError:
             logger.warning("API token cache unavailable: token not cached")
 
@@ -150,20 +139,9 @@ def _rebuild(user_values: list, token_values: list) -> tuple | None:
     return user, token
 
 
-def _retire_all() -> None:
-    try:
-        _client(settings.REDIS_URL).set(_GENERATION_KEY, secrets.token_hex(8))
-    except redis.RedisError:
-        logger.error("API token cache unavailable: a user or token change applies to "
-                     "cached tokens within API_TOKEN_CACHE_SECONDS")
-
-
 def _changed() -> None:
-    if not enabled():
-        return
-    # After the commit: a lookup that read the old generation and then the old rows caches
-    # them under the old generation, which this retires.
-    transaction.on_commit(_retire_all)
+    if enabled():
+        _GENERATION.retire_after_commit()
 
 
 @receiver(post_save, sender=AuthToken, dispatch_uid="uploads.token_cache.token_saved")

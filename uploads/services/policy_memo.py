@@ -17,31 +17,29 @@ one); if Redis cannot be read, the database is asked, as without the memo.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections import OrderedDict
-from functools import lru_cache
 from typing import Callable, TypeVar
 
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from ..generations import Generation
 from ..models import UploadPolicy
 
 logger = logging.getLogger("uploads.policies")
 
-GENERATION_KEY = "vodportal:upload-policy:generation"
 # Longest an answer is trusted without a signalled change (see the module's docstring).
 MEMO_SECONDS = 60.0
 # Users remembered per process, least recently used forgotten first.
 MEMO_USERS = 10_000
-# The database answers if Redis does not: never wait long on it.
-_REDIS_TIMEOUT_SECONDS = 0.5
+GENERATION = Generation("vodportal:upload-policy:generation", logger=logger,
+                        when_down="Upload policy memo unavailable (Redis): a policy change "
+                                  f"applies within {MEMO_SECONDS:.0f} s")
 
 Answer = TypeVar("Answer")
 
@@ -49,27 +47,12 @@ _lock = threading.Lock()
 _memo: OrderedDict[int, tuple[bytes, float, object]] = OrderedDict()
 
 
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    # A plain client, not Django's cache API: its values are pickles, and an unpickled
-    # value from Redis would run whatever anyone able to write there put in it.
-    return redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT_SECONDS,
-                                socket_connect_timeout=_REDIS_TIMEOUT_SECONDS)
-
-
 def _generation() -> bytes | None:
     """The current generation; None when the memo is off or Redis cannot be read."""
     if not settings.REDIS_URL:
         return None
     try:
-        client = _client(settings.REDIS_URL)
-        generation = client.get(GENERATION_KEY)
-        if generation is None:
-            # First use, or Redis was emptied: a new generation (a concurrent process may
-            # win the race; its value is then the one read back).
-            client.set(GENERATION_KEY, secrets.token_hex(8), nx=True)
-            generation = client.get(GENERATION_KEY)
-        return generation
+        return GENERATION.read()
     except redis.RedisError:
         logger.warning("Upload policy memo unavailable (Redis): asking the database")
         return None
@@ -103,19 +86,9 @@ def forget() -> None:
         _memo.clear()
 
 
-def _retire() -> None:
-    try:
-        _client(settings.REDIS_URL).set(GENERATION_KEY, secrets.token_hex(8))
-    except redis.RedisError:
-        logger.error("Upload policy memo unavailable (Redis): a policy change applies within "
-                     "%d s", MEMO_SECONDS)
-
-
 def _changed(**kwargs) -> None:
     if settings.REDIS_URL:
-        # After the commit: a lookup that read the old generation and then the old rows
-        # stores them under the old generation, which this retires.
-        transaction.on_commit(_retire)
+        GENERATION.retire_after_commit()
 
 
 post_save.connect(_changed, sender=UploadPolicy, dispatch_uid="uploads.policy_memo.saved")
