@@ -219,3 +219,26 @@ def test_csv_export_needs_view_permission(client, videos):
     response = client.get(reverse("admin:uploads_videoupload_export"))
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action="admin.export").exists()
+
+
+@pytest.mark.parametrize("page, query", [
+    (VIDEOS, {"q": "beach\x00.mp4"}),
+    (VIDEOS, {"status__exact": "\x00"}),
+    (AUDIT, {"user": "alice\x00"}),
+    (AUDIT, {"target": "\x00"}),
+    (AUDIT, {"action": "upload.synced\x00"}),
+    (AUDIT, {"target_kind": "\x00"}),
+    (reverse("admin:uploads_vodevent_changelist"), {"event_type": "\x00"}),
+    ("/api/v1/videos/", {"status": "\x00"}),
+])
+def test_a_nul_in_the_query_string_is_a_400_never_a_500(admin_client, videos, page, query):
+    for url in {page, page.replace("/auditevent/", "/auditevent/export/").replace(
+            "/videoupload/", "/videoupload/export/")}:
+        answer = admin_client.get(url, query)
+        assert answer.status_code == 400 and answer.json()["code"] == "invalid_input"
+    assert not AuditEvent.objects.filter(action="admin.export").exists()
+
+
+def test_an_actor_filter_that_is_no_user_id_is_an_invalid_filter(admin_client):
+    answer = admin_client.get(AUDIT, {"actor": "x"})
+    assert answer.status_code == 302 and "e=1" in answer["Location"]

@@ -8,6 +8,7 @@ and the user page in admin_search.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -229,6 +230,8 @@ class ActorFilter(admin.SimpleListFilter):
         if self.value() == "system":
             return queryset.filter(actor_ref__isnull=True)
         if self.value():
+            if not self.value().isdigit():
+                raise IncorrectLookupParameters("actor: a user id or 'system'")
             return queryset.filter(actor_id=self.value())  # indexed with the trail's order
         return queryset
 
