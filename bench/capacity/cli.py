@@ -7,7 +7,8 @@
 1. Latency sweep: the sandbox answering after 50, 150 and 300 ms; the portal as deployed
    (gunicorn.conf.py's worker and thread counts, settings' VOD_QPS_LIMIT and
    VOD_QPS_MAX_WAIT_MS; only the per-user rate raised), 80 credentials/s offered open loop,
-   and wrk at 64 and 256 clients.
+   and wrk at 64 and 256 clients; then open loop again with the limiter set never to bind
+   (what the portal itself serves, without the limiter's refusals at exactly VOD's limit).
 2. Overload: the sandbox throttling past 80 CreateUploadVideo/s (as VOD does), the portal
    with VOD_QPS_LIMIT=80, 240/s offered open loop; what the sandbox saw, the 429s, and the
    rows and audit events left in the database.

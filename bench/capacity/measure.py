@@ -38,6 +38,12 @@ class Point:
         """Answers that are not 2xx, and requests without an answer."""
         return sum(count for name, count in self.counts.items() if name != "2xx")
 
+    @property
+    def failures(self) -> int:
+        """Errors other than a 429 (a refusal with Retry-After): 5xx, other statuses,
+        timeouts and connection errors."""
+        return self.errors - self.counts.get("429", 0)
+
 
 def _latency_summary(values: list[float]) -> dict[str, float]:
     return {"p50": percentile(values, 0.50), "p90": percentile(values, 0.90),

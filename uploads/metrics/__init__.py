@@ -43,7 +43,7 @@ _MAX_VALUES = 64
 # (read), so the buckets run from 10 ms to 10 s.
 VOD_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5,
                        2.5, 5.0, 10.0)
-# The limiter books at most VOD_QPS_MAX_WAIT_MS (100 ms by default) ahead, plus a 20 ms lead;
+# The limiter books at most VOD_QPS_MAX_WAIT_MS (50 ms by default) ahead, plus a 20 ms lead;
 # a late call may book again.
 LIMITER_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
                         0.5, 1.0)
