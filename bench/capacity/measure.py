@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ class Point:
     pg_ms: float  # its database's PostgreSQL backends' CPU per 2xx answer
     spread: str
     open_loop: OpenLoopResult | None = field(default=None, repr=False)
+    # Open loop: cores in use over the window, machine-wide and by this process (the load
+    # generator), so that a saturated machine shows as one.
+    machine_cores: float = math.nan
+    generator_cores: float = math.nan
 
     @property
     def errors(self) -> int:
@@ -43,6 +48,14 @@ class Point:
         """Errors other than a 429 (a refusal with Retry-After): 5xx, other statuses,
         timeouts and connection errors."""
         return self.errors - self.counts.get("429", 0)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: every state but
+    idle and iowait, summed over the CPUs)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency_summary(values: list[float]) -> dict[str, float]:
@@ -57,13 +70,16 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
     log, cpu = AccessLog(target.access_log), target.cpu
     servers = ServerCpu(target.database_url, redis_url)
 
-    def snapshot() -> tuple[float, tuple]:
-        return cpu.total(), servers.snapshot()
+    def snapshot() -> tuple[float, tuple, float, float, float]:
+        return (cpu.total(), servers.snapshot(), machine_busy_seconds(), time.process_time(),
+                time.monotonic())
 
     result = run_open_loop(target.url, CREDENTIAL_PATH, target.tokens, BODY, rate=rate,
                            warmup=warmup, duration=duration, timeout=timeout,
                            on_start=snapshot, on_end=snapshot)
-    (cpu_start, pg_start), (cpu_end, pg_end) = result.marks["start"], result.marks["end"]
+    cpu_start, pg_start, busy_start, own_start, at_start = result.marks["start"]
+    cpu_end, pg_end, busy_end, own_end, at_end = result.marks["end"]
+    elapsed = at_end - at_start
     served = result.served_per_second() * result.duration
     answered = [answer.latency_ms for answer in result.measured if answer.status is not None]
     counts = {name: result.statuses().get(name, 0)
@@ -74,7 +90,9 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
                  cpu_ms=(cpu_end - cpu_start) / served * 1000 if served else math.nan,
                  pg_ms=ServerCpu.delta(pg_start, pg_end)[0] / served * 1000 if served
                  else math.nan,
-                 spread=spread_text(log.by_worker(), cpu.workers()), open_loop=result)
+                 spread=spread_text(log.by_worker(), cpu.workers()), open_loop=result,
+                 machine_cores=(busy_end - busy_start) / elapsed,
+                 generator_cores=(own_end - own_start) / elapsed)
 
 
 def closed_point(target: Target, label: str, workdir: Path, *, clients: int, warmup: float,

@@ -4,6 +4,7 @@ peer, and audit appends. Each prints its table and returns its verdicts [(text, 
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -153,6 +154,11 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
     print(f"  workers: {point.spread}; connections opened {result.connections_opened}, "
           f"most requests in flight {result.most_in_flight}; generator late p99 "
           f"{result.late_ms(0.99):.1f} ms")
+    print(f"  CPU over the window: the machine {point.machine_cores:.2f} of "
+          f"{os.cpu_count()} cores busy; the portal's gunicorn "
+          f"{point.cpu_ms * point.served_per_second / 1000:.2f}, its PostgreSQL backends "
+          f"{point.pg_ms * point.served_per_second / 1000:.2f}, the load generator "
+          f"{point.generator_cores:.2f}")
     print(f"  sandbox: {len(calls)} CreateUploadVideo calls; most in one calendar second "
           f"{calendar}, in any sliding 1-s window {sliding}; Throttling answers {throttled}")
     print(f"  admitted (2xx): {point.served_per_second:.1f}/s, p50 {admitted['p50']:.0f} ms, "
