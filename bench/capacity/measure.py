@@ -36,7 +36,14 @@ class Point:
     # Open loop: cores in use over the window, machine-wide and by this process (the load
     # generator), so that a saturated machine shows as one.
     machine_cores: float = math.nan
+    stolen_cores: float = math.nan
     generator_cores: float = math.nan
+    # Open loop: VOD calls that left the limiter later than VOD_QPS_MARGIN_MS, how late in
+    # all (vodportal_vod_limiter_late_seconds over the window), and how many of them had
+    # their slot held until VOD's answer (vodportal_vod_limiter_held_until_answered).
+    late_calls: float = math.nan
+    late_seconds: float = math.nan
+    held_until_answered: float = math.nan
 
     @property
     def errors(self) -> int:
@@ -50,12 +57,37 @@ class Point:
         return self.errors - self.counts.get("429", 0)
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (/proc/stat: every state but
-    idle and iowait, summed over the CPUs)."""
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, summed over its CPUs
+    (/proc/stat): busy is user, nice, system, irq and softirq; stolen is the time a virtual
+    machine's CPUs were ready but the host ran something else (a noisy neighbour: the
+    portal stalls through no fault of its own)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def limiter_lateness(url: str) -> tuple[float, float, float]:
+    """(count, sum of seconds) of the portal's vodportal_vod_limiter_late_seconds and its
+    vodportal_vod_limiter_held_until_answered_total, every operation, from its /metrics
+    (open to loopback by default); nan from a target without them (the peer)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = requests.get(url.rstrip("/") + "/metrics", timeout=10)
+    if answer.status_code != 200:
+        return math.nan, math.nan, math.nan
+    totals = {"count": 0.0, "sum": 0.0, "held": 0.0}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "vodportal_vod_limiter_held_until_answered_total":
+                totals["held"] += sample.value
+            elif family.name == "vodportal_vod_limiter_late_seconds":
+                part = sample.name.rsplit("_", 1)[1]
+                if part in totals:
+                    totals[part] += sample.value
+    return totals["count"], totals["sum"], totals["held"]
 
 
 def _latency_summary(values: list[float]) -> dict[str, float]:
@@ -70,15 +102,16 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
     log, cpu = AccessLog(target.access_log), target.cpu
     servers = ServerCpu(target.database_url, redis_url)
 
-    def snapshot() -> tuple[float, tuple, float, float, float]:
-        return (cpu.total(), servers.snapshot(), machine_busy_seconds(), time.process_time(),
-                time.monotonic())
+    def snapshot() -> tuple[float, tuple, tuple[float, float], float, float,
+                            tuple[float, float, float]]:
+        return (cpu.total(), servers.snapshot(), machine_cpu_seconds(), time.process_time(),
+                time.monotonic(), limiter_lateness(target.url))
 
     result = run_open_loop(target.url, CREDENTIAL_PATH, target.tokens, BODY, rate=rate,
                            warmup=warmup, duration=duration, timeout=timeout,
                            on_start=snapshot, on_end=snapshot)
-    cpu_start, pg_start, busy_start, own_start, at_start = result.marks["start"]
-    cpu_end, pg_end, busy_end, own_end, at_end = result.marks["end"]
+    cpu_start, pg_start, busy_start, own_start, at_start, late_start = result.marks["start"]
+    cpu_end, pg_end, busy_end, own_end, at_end, late_end = result.marks["end"]
     elapsed = at_end - at_start
     served = result.served_per_second() * result.duration
     answered = [answer.latency_ms for answer in result.measured if answer.status is not None]
@@ -91,8 +124,12 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
                  pg_ms=ServerCpu.delta(pg_start, pg_end)[0] / served * 1000 if served
                  else math.nan,
                  spread=spread_text(log.by_worker(), cpu.workers()), open_loop=result,
-                 machine_cores=(busy_end - busy_start) / elapsed,
-                 generator_cores=(own_end - own_start) / elapsed)
+                 machine_cores=(busy_end[0] - busy_start[0]) / elapsed,
+                 stolen_cores=(busy_end[1] - busy_start[1]) / elapsed,
+                 generator_cores=(own_end - own_start) / elapsed,
+                 late_calls=late_end[0] - late_start[0],
+                 late_seconds=late_end[1] - late_start[1],
+                 held_until_answered=late_end[2] - late_start[2])
 
 
 def closed_point(target: Target, label: str, workdir: Path, *, clients: int, warmup: float,

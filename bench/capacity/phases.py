@@ -63,7 +63,9 @@ def _sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
             points.append(point)
             print(f"  {name}, {point.label}: {point.spread}; generator late p99 "
                   f"{point.open_loop.late_ms(0.99):.1f} ms, max {point.open_loop.late_ms(1):.1f}"
-                  f" ms; connections opened {point.open_loop.connections_opened}", flush=True)
+                  f" ms; connections opened {point.open_loop.connections_opened}; "
+                  f"{_late_calls_text(point)}; CPU stolen by the host "
+                  f"{point.stolen_cores:.2f} cores", flush=True)
             served_ok = point.served_per_second >= args.rate - SERVED_MARGIN
             p99_ok = point.latencies["p99"] <= latency + P99_SLACK_MS
             refused = point.counts["429"]
@@ -88,6 +90,12 @@ def _sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
            f"x {gunicorn[1]} threads, {settings_text}; latencies in ms from the scheduled "
            "send (open loop) or from wrk (closed); CPU and PG: ms per 2xx answer", points)
     return verdicts
+
+
+def _late_calls_text(point) -> str:
+    """The limiter's late calls over a point's window and the capacity they cost."""
+    return (f"calls that left the limiter late {point.late_calls:.0f} ({point.late_seconds:.2f}"
+            f" s late in all), slots held until VOD's answer {point.held_until_answered:.0f}")
 
 
 def busiest_second(times: list[float]) -> tuple[int, int]:
@@ -154,8 +162,10 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
     print(f"  workers: {point.spread}; connections opened {result.connections_opened}, "
           f"most requests in flight {result.most_in_flight}; generator late p99 "
           f"{result.late_ms(0.99):.1f} ms")
+    print(f"  limiter: {_late_calls_text(point)}")
     print(f"  CPU over the window: the machine {point.machine_cores:.2f} of "
-          f"{os.cpu_count()} cores busy; the portal's gunicorn "
+          f"{os.cpu_count()} cores busy, {point.stolen_cores:.2f} stolen by the host; the "
+          f"portal's gunicorn "
           f"{point.cpu_ms * point.served_per_second / 1000:.2f}, its PostgreSQL backends "
           f"{point.pg_ms * point.served_per_second / 1000:.2f}, the load generator "
           f"{point.generator_cores:.2f}")

@@ -73,6 +73,20 @@ LIMITER_WAIT_SECONDS = Histogram(
     "vodportal_vod_limiter_wait_seconds",
     "Time a VOD call spent in our QPS limiter before it was sent, by operation.",
     ["operation"], buckets=LIMITER_WAIT_BUCKETS)
+# A call is late once it leaves more than VOD_QPS_MARGIN_MS (5 ms) after its booked moment;
+# the tail seen on a busy 2-core host reached a few hundred milliseconds.
+LIMITER_LATE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+LIMITER_LATE_SECONDS = Histogram(
+    "vodportal_vod_limiter_late_seconds",
+    "How long after its booked moment a VOD call left our QPS limiter, for calls later "
+    "than VOD_QPS_MARGIN_MS (a starved thread); each holds its slot that much longer, so "
+    "the sum is capacity lost, by operation.",
+    ["operation"], buckets=LIMITER_LATE_BUCKETS)
+LIMITER_HELD_UNTIL_ANSWERED = Counter(
+    "vodportal_vod_limiter_held_until_answered",
+    "Late VOD calls whose slot our limiter held until VOD's answer, Redis's replies to its "
+    "extensions having been read late too (a starved thread): each costs the capacity of "
+    "its VOD latency, by operation.", ["operation"])
 LIMITER_REFUSALS = Counter(
     "vodportal_vod_limiter_refusals",
     "VOD calls our QPS limiter refused (429 QpsLimitReached; VOD not called), by operation.",
@@ -172,6 +186,19 @@ def vod_call_done(operation: str, sent: float | None, error: BaseException | Non
 def limiter_waited(operation: str, seconds: float) -> None:
     """A VOD call left the limiter after `seconds` in it."""
     LIMITER_WAIT_SECONDS.labels(bounded("operation", operation)).observe(max(0.0, seconds))
+
+
+@_guarded
+def limiter_late(operation: str, seconds: float) -> None:
+    """A VOD call left the limiter `seconds` after its booked moment, later than the margin:
+    its slot is held that much longer (or it books anew)."""
+    LIMITER_LATE_SECONDS.labels(bounded("operation", operation)).observe(seconds)
+
+
+@_guarded
+def limiter_held_until_answered(operation: str) -> None:
+    """A late call's slot is held until VOD answers (its extensions' replies came late)."""
+    LIMITER_HELD_UNTIL_ANSWERED.labels(bounded("operation", operation)).inc()
 
 
 @_guarded
