@@ -288,19 +288,20 @@ def _late_call_then_another(sandbox, settings, monkeypatch, *extension_delays: f
 
 def test_a_late_call_whose_extensions_keep_being_read_late_holds_its_slot_until_its_answer(
         sandbox, settings, monkeypatch, warm_process):
-    """When every reply to the extension comes back later than the one before, when the
-    slot was extended is never known closely enough: it is held until a second after the
-    call's answer instead, and that is counted."""
+    """When no reply to the extension comes back within the margin, the thread may still be
+    starved when its request leaves (even if each reply was less late than the one before:
+    trusting those, VOD saw 81 and 82 calls in a second under overload): the slot is held
+    until a second after the call's answer instead, and that is counted."""
     held_before = _held_until_answered()
-    gap = _late_call_then_another(sandbox, settings, monkeypatch, 0.05, 0.1, 0.15)
+    gap = _late_call_then_another(sandbox, settings, monkeypatch, 0.05, 0.04, 0.03)
     assert gap >= 1.29  # the first was answered 0.3 s after it arrived
     assert _held_until_answered() - held_before == 1
 
 
 def test_a_late_call_whose_extension_is_read_late_once_extends_it_again(
         sandbox, settings, monkeypatch, warm_process):
-    """One late reply (the thread starved once more) costs a second extension that covers
-    the delay, not a slot held through the whole of VOD's latency."""
+    """One late reply, then a prompt one (the thread runs again): the second extension
+    covers the delay seen, and the slot is not held through the whole of VOD's latency."""
     held_before = _held_until_answered()
     gap = _late_call_then_another(sandbox, settings, monkeypatch, 0.05)
     assert 1.0 <= gap < 1.25
