@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.capacity.openloop import OpenLoopResult, percentile, run_open_loop, status_class
 from bench.capacity.stack import CREDENTIAL_PATH, AccessLog, Target, spread_text
@@ -69,7 +70,8 @@ def machine_cpu_seconds() -> tuple[float, float]:
 
 
 def limiter_lateness(url: str) -> tuple[float, float, float]:
-    """(count, sum of seconds) of the portal's vodportal_vod_limiter_late_seconds and its
+    """(late calls, their lateness in seconds, slots held until answered): the portal's
+    vodportal_vod_limiter_late_seconds count and sum and its
     vodportal_vod_limiter_held_until_answered_total, every operation, from its /metrics
     (open to loopback by default); nan from a target without them (the peer)."""
     import requests
@@ -90,6 +92,17 @@ def limiter_lateness(url: str) -> tuple[float, float, float]:
     return totals["count"], totals["sum"], totals["held"]
 
 
+class _Marks(NamedTuple):
+    """What is read at the start and at the end of a measured window."""
+
+    gunicorn_cpu: float
+    servers: tuple
+    machine: tuple[float, float]  # machine_cpu_seconds()
+    generator_cpu: float  # this process
+    at: float
+    limiter: tuple[float, float, float]  # limiter_lateness()
+
+
 def _latency_summary(values: list[float]) -> dict[str, float]:
     return {"p50": percentile(values, 0.50), "p90": percentile(values, 0.90),
             "p99": percentile(values, 0.99), "max": max(values) if values else math.nan}
@@ -102,17 +115,16 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
     log, cpu = AccessLog(target.access_log), target.cpu
     servers = ServerCpu(target.database_url, redis_url)
 
-    def snapshot() -> tuple[float, tuple, tuple[float, float], float, float,
-                            tuple[float, float, float]]:
-        return (cpu.total(), servers.snapshot(), machine_cpu_seconds(), time.process_time(),
-                time.monotonic(), limiter_lateness(target.url))
+    def snapshot() -> _Marks:
+        return _Marks(cpu.total(), servers.snapshot(), machine_cpu_seconds(),
+                      time.process_time(), time.monotonic(), limiter_lateness(target.url))
 
     result = run_open_loop(target.url, CREDENTIAL_PATH, target.tokens, BODY, rate=rate,
                            warmup=warmup, duration=duration, timeout=timeout,
                            on_start=snapshot, on_end=snapshot)
-    cpu_start, pg_start, busy_start, own_start, at_start, late_start = result.marks["start"]
-    cpu_end, pg_end, busy_end, own_end, at_end, late_end = result.marks["end"]
-    elapsed = at_end - at_start
+    start, end = result.marks["start"], result.marks["end"]
+    elapsed = end.at - start.at
+    limiter = [after - before for after, before in zip(end.limiter, start.limiter, strict=True)]
     served = result.served_per_second() * result.duration
     answered = [answer.latency_ms for answer in result.measured if answer.status is not None]
     counts = {name: result.statuses().get(name, 0)
@@ -120,16 +132,16 @@ def open_point(target: Target, label: str, *, rate: float, warmup: float, durati
     return Point(label=label, target=target.name, mode="open", load=rate,
                  served_per_second=result.served_per_second(),
                  latencies=_latency_summary(answered), counts=counts,
-                 cpu_ms=(cpu_end - cpu_start) / served * 1000 if served else math.nan,
-                 pg_ms=ServerCpu.delta(pg_start, pg_end)[0] / served * 1000 if served
+                 cpu_ms=(end.gunicorn_cpu - start.gunicorn_cpu) / served * 1000 if served
+                 else math.nan,
+                 pg_ms=ServerCpu.delta(start.servers, end.servers)[0] / served * 1000 if served
                  else math.nan,
                  spread=spread_text(log.by_worker(), cpu.workers()), open_loop=result,
-                 machine_cores=(busy_end[0] - busy_start[0]) / elapsed,
-                 stolen_cores=(busy_end[1] - busy_start[1]) / elapsed,
-                 generator_cores=(own_end - own_start) / elapsed,
-                 late_calls=late_end[0] - late_start[0],
-                 late_seconds=late_end[1] - late_start[1],
-                 held_until_answered=late_end[2] - late_start[2])
+                 machine_cores=(end.machine[0] - start.machine[0]) / elapsed,
+                 stolen_cores=(end.machine[1] - start.machine[1]) / elapsed,
+                 generator_cores=(end.generator_cpu - start.generator_cpu) / elapsed,
+                 late_calls=limiter[0], late_seconds=limiter[1],
+                 held_until_answered=limiter[2])
 
 
 def closed_point(target: Target, label: str, workdir: Path, *, clients: int, warmup: float,
