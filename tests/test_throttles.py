@@ -255,13 +255,17 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch,
     assert 0.05 <= seconds_after - seconds_before < 1.0
 
 
-def _late_calls() -> tuple[float, float]:
-    """(count, sum of seconds) of vodportal_vod_limiter_late_seconds for CreateUploadVideo."""
+def _limiter_sample(name: str) -> float:
+    """The value of the limiter's metric sample `name` for CreateUploadVideo (0 before any)."""
     from prometheus_client import REGISTRY
 
-    labels = {"operation": "CreateUploadVideo"}
-    return tuple(REGISTRY.get_sample_value(f"vodportal_vod_limiter_late_seconds_{part}", labels)
-                 or 0.0 for part in ("count", "sum"))
+    return REGISTRY.get_sample_value(name, {"operation": "CreateUploadVideo"}) or 0.0
+
+
+def _late_calls() -> tuple[float, float]:
+    """(count, sum of seconds) of vodportal_vod_limiter_late_seconds for CreateUploadVideo."""
+    return (_limiter_sample("vodportal_vod_limiter_late_seconds_count"),
+            _limiter_sample("vodportal_vod_limiter_late_seconds_sum"))
 
 
 def _late_call_then_another(sandbox, settings, monkeypatch, *extension_delays: float):
@@ -310,7 +314,4 @@ def test_a_late_call_whose_extension_is_read_late_once_extends_it_again(
 
 
 def _held_until_answered() -> float:
-    from prometheus_client import REGISTRY
-
-    return REGISTRY.get_sample_value("vodportal_vod_limiter_held_until_answered_total",
-                                     {"operation": "CreateUploadVideo"}) or 0.0
+    return _limiter_sample("vodportal_vod_limiter_held_until_answered_total")
