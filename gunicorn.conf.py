@@ -43,7 +43,15 @@ reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # On SIGTERM, workers finish the requests they hold for up to this long (graceful shutdown).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
-keepalive = 5
+# No keep-alive by default: every request comes on a new connection, and the kernel hands
+# it to a worker that is calling accept(), so an idle worker takes it before a busy one.
+# A kept-alive connection stays with the worker that accepted it: wrk's or a proxy's few
+# connections then load one worker's GIL while the other idles (open loop at 240/s: 84 % of
+# the requests on one worker and 429 p99 259 ms with keep-alive; 51 % and 79-110 ms without,
+# bench/README.md, "Capacity under VOD latency"). A new loopback or LAN connection costs
+# less than that imbalance. Behind a proxy, keep-alive to gunicorn buys nothing; clients'
+# keep-alive ends at the proxy. GUNICORN_KEEPALIVE=<seconds> turns it back on.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 0))
 # Recycle workers now and then so a slow leak cannot grow without bound. Not often: a
 # worker's restart under load costs its boot's CPU, cold caches and, at VOD's QPS limit, the
 # limiter's longer hold on its first calls (a latency spike and refusals in

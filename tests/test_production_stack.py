@@ -50,7 +50,10 @@ def stack(sandbox_server, tmp_path_factory):
         users=["smoke", "limited", "sigterm", *(f"crowd{index}" for index in range(20))],
         # VOD_QPS_MARGIN_MS: the sandbox shares this test's process, and two cores with four
         # gunicorn workers: its arrivals were measured trailing our sends by up to 100 ms.
+        # VOD_QPS_BURST: the whole window at once, as the crowd test expects (pacing has its
+        # own tests, tests/test_throttles.py).
         extra_env={"REDIS_URL": REDIS_URL, "VOD_QPS_LIMIT": "10", "VOD_QPS_MARGIN_MS": "200",
+                   "VOD_QPS_BURST": "10",
                    "VOD_QPS_MAX_WAIT_MS": "300", "API_CREDENTIAL_RATE": "5/minute",
                    "API_REFRESH_RATE": "1000/minute"})
     sibling = start_sibling(portal, workdir=tmp_path_factory.mktemp("sibling"))
@@ -89,6 +92,17 @@ def test_the_stack_is_ready_and_issues_a_credential(stack, sandbox):
     assert created.status_code == 201, created.text
     assert sandbox.get_video(created.json()["video_id"]) is not None
     assert created.headers["X-Request-ID"]
+
+
+def test_gunicorn_closes_each_connection_so_the_next_request_may_go_to_any_worker(stack):
+    """gunicorn.conf.py turns keep-alive off: a kept-alive connection would stay with one
+    worker, and a few busy ones (a proxy's, a load generator's) would load one worker's GIL
+    while another idles. A client asking to keep the connection is told it closes."""
+    with requests.Session() as session:
+        response = session.get(f"{stack['url']}/healthz", timeout=5,
+                               headers={"Connection": "keep-alive"})
+    assert response.status_code == 200
+    assert response.headers.get("Connection", "").lower() == "close"
 
 
 def test_the_per_user_rate_holds_across_hosts(stack, sandbox):

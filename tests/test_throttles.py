@@ -172,6 +172,57 @@ def test_bookings_are_taken_in_order_and_refused_at_once_past_the_wait(settings)
     assert refused.value.code == "QpsLimitReached" and refused.value.retry_after == 2
 
 
+# The limiter's own Redis database for tests of its store (tests/test_token_cache.py uses 13,
+# the production stack 9).
+LIMITER_REDIS = "redis://127.0.0.1:6379/12"
+
+
+@pytest.fixture(params=["local", "redis"])
+def slot_store(request):
+    """Each implementation of the booking rule: one process's, and the shared one on Redis."""
+    store = limiter._LocalSlots() if request.param == "local" else limiter._RedisSlots(
+        LIMITER_REDIS)
+    store.clear()
+    yield store
+    store.clear()
+
+
+def _send_moments(store, count, *, limit, burst, longest_wait=5.0):
+    """Book `count` calls at once; their send moments relative to the first (seconds)."""
+    tolerance = (burst - 1) / limit
+    waits = []
+    for index in range(count):
+        booked, wait = store.book("Op", limit, 1.0, longest_wait, f"call-{index}", 0.0,
+                                  tolerance)
+        assert booked
+        waits.append(wait)
+    return [wait - waits[0] for wait in waits]
+
+
+def test_after_a_quiet_spell_a_burst_goes_at_once_and_the_rest_is_paced(slot_store):
+    """VOD_QPS_BURST calls leave together; the next ones one 1/limit apart, not all at once
+    when the window has room (a sustained overload would otherwise be admitted in bursts)."""
+    moments = _send_moments(slot_store, 6, limit=10, burst=3)
+    assert max(moments[:3]) < 0.02
+    gaps = [later - earlier for earlier, later in zip(moments[2:], moments[3:])]
+    assert all(0.08 < gap < 0.12 for gap in gaps), moments
+
+
+def test_a_burst_as_large_as_the_limit_leaves_the_window_alone(slot_store):
+    """VOD_QPS_BURST = VOD_QPS_LIMIT: the whole second's worth goes at once, the next waits
+    for the window (one second after the first)."""
+    moments = _send_moments(slot_store, 11, limit=10, burst=10)
+    assert max(moments[:10]) < 0.02
+    assert 0.95 < moments[10] < 1.05, moments
+
+
+def test_a_call_beyond_the_pace_and_the_wait_is_refused(slot_store):
+    """Pacing counts toward the longest wait: past it, a refusal at once."""
+    _send_moments(slot_store, 2, limit=10, burst=2)
+    booked, wait = slot_store.book("Op", 10, 1.0, 0.05, "late", 0.0, 0.1)
+    assert not booked and 0.05 < wait < 0.15
+
+
 def test_a_first_call_holds_its_slot_until_a_second_after_its_answer(sandbox, settings,
                                                                      monkeypatch):
     """Before a process has had an answer, its SDK builds its HTTP session after the send

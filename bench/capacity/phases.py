@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.capacity.measure import HEADER, class_latencies, closed_point, open_point, row
+from bench.capacity.openloop import percentile
 from bench.capacity.stack import SandboxControl, Target, start_peer, start_portal_target
 from bench.issue_throughput import start_sandbox
 from tests.stack import ROOT
@@ -176,6 +177,12 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
     print(f"  refused (429): {point.counts['429']} in the window ({every['429']} in all), "
           f"p50 {refusals['p50']:.0f} ms, p99 {refusals['p99']:.0f} ms; without Retry-After "
           f"{without_retry_after}")
+    cold = [answer for answer in result.answers
+            if answer.due < result.window[0] and answer.status is not None]
+    cold_refusals = [answer.latency_ms for answer in cold if answer.status == 429]
+    print(f"  the warm-up's {args.warmup:g} s (a cold start, not judged): 429 p99 "
+          f"{percentile(cold_refusals, 0.99):.0f} ms of {len(cold_refusals)}, 2xx p99 "
+          f"{percentile([a.latency_ms for a in cold if 200 <= a.status < 300], 0.99):.0f} ms")
     print(f"  no answer: {every['timeout']} client timeouts ({args.timeout:g} s), "
           f"{every['conn']} connection errors; 5xx {every['5xx']}, other {every['other']}")
     print(f"  database: {rows} upload rows {by_status} for {every['2xx']} 2xx answers; "

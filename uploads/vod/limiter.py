@@ -21,7 +21,16 @@ its slot at the span's end). The latest arrival moment is:
   back, plus one second.
 
 So capacity is `limit / (1 s + margin)`, whatever VOD's latency, while this process keeps
-time. Lateness is measured from the earliest the booked moment can have been (from before
+time.
+
+Pacing. Within that rule, calls also keep to an even pace of one per `1 / limit` seconds,
+running ahead of it by at most `VOD_QPS_BURST` calls (the generic cell rate algorithm: a
+quiet account lets a burst of that many go at once). Without it, a sustained overload
+keeps the window's rhythm: the whole second's worth of slots frees at once, is taken at
+once by the waiting excess, and the portal's CPU then handles every admission and, a VOD
+latency later, every answer in the same fraction of each second, which queues the
+refusals behind them. Paced, admissions are spread over the second (bench/README.md,
+"Capacity under VOD latency"). Lateness is measured from the earliest the booked moment can have been (from before
 Redis was asked: a busy process may read Redis's answer late). A call that leaves later
 than its moment plus the margin (its thread starved of CPU) holds its slot from when it
 leaves (asking Redis again when its reply to that is read late too, and only after three
@@ -68,9 +77,10 @@ _UNTIL_ANSWERED = 120.0
 # Atomic booking on Redis's own clock (app servers' clocks may disagree). KEYS[1]: the held
 # slots, scored by when each frees; KEYS[2]: the newest send moment booked. Sends are booked
 # in time order, so a new send at `at` overlaps every slot freeing after `at`: at most
-# limit - 1 of them may. ARGV: limit, call id, hold seconds, longest wait seconds, lead
-# seconds. Answers "0:<wait>" when booked (send after <wait> seconds), "1:<wait>" when
-# refused.
+# limit - 1 of them may. KEYS[3]: the pace's next moment (a send may run ahead of it by at
+# most the tolerance). ARGV: limit, call id, hold seconds, longest wait seconds, lead
+# seconds, pace tolerance seconds. Answers "0:<wait>" when booked (send after <wait>
+# seconds), "1:<wait>" when refused.
 _BOOK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -85,6 +95,8 @@ if held >= limit then
   local bound = redis.call('ZRANGE', KEYS[1], held - limit, held - limit, 'WITHSCORES')
   if tonumber(bound[2]) > at then at = tonumber(bound[2]) end
 end
+local pace = tonumber(redis.call('GET', KEYS[3]) or '0')
+if pace - tonumber(ARGV[6]) > at then at = pace - tonumber(ARGV[6]) end
 if at - now - lead > tonumber(ARGV[4]) + 0.000001 then
   return '1:' .. tostring(at - now - lead)
 end
@@ -92,6 +104,8 @@ redis.call('ZADD', KEYS[1], at + tonumber(ARGV[3]), ARGV[2])
 local ttl = math.ceil((at - now + tonumber(ARGV[3])) * 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('SET', KEYS[2], tostring(at), 'PX', ttl)
+if pace < at then pace = at end
+redis.call('SET', KEYS[3], tostring(pace + 1 / limit), 'PX', ttl)
 return '0:' .. tostring(at - now)
 """
 # A call's slot now frees ARGV[2] seconds from now (a first call answered: 1 s; a call
@@ -113,11 +127,12 @@ class _RedisSlots:
         self._hold_from_now = self._client.register_script(_HOLD_FROM_NOW)
 
     def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str, lead: float) -> tuple[bool, float]:
+             call_id: str, lead: float, tolerance: float) -> tuple[bool, float]:
         """(booked, seconds until the send moment; or refused, seconds of waiting it would
         have taken)."""
-        answer = self._book(keys=[KEY_PREFIX + operation, KEY_PREFIX + operation + ":newest"],
-                            args=[limit, call_id, hold, longest_wait, lead]).decode()
+        key = KEY_PREFIX + operation
+        answer = self._book(keys=[key, key + ":newest", key + ":pace"],
+                            args=[limit, call_id, hold, longest_wait, lead, tolerance]).decode()
         refused, _, wait = answer.partition(":")
         return refused == "0", max(0.0, float(wait))
 
@@ -136,9 +151,10 @@ class _LocalSlots:
         self._lock = threading.Lock()
         self._frees: dict[str, dict[str, float]] = {}
         self._newest: dict[str, float] = {}
+        self._pace: dict[str, float] = {}
 
     def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str, lead: float) -> tuple[bool, float]:
+             call_id: str, lead: float, tolerance: float) -> tuple[bool, float]:
         with self._lock:
             now = time.monotonic()
             frees = {held: at for held, at in self._frees.get(operation, {}).items() if at > now}
@@ -146,10 +162,13 @@ class _LocalSlots:
             ordered = sorted(frees.values())
             if len(ordered) >= limit:
                 at = max(at, ordered[len(ordered) - limit])
+            pace = self._pace.get(operation, 0.0)
+            at = max(at, pace - tolerance)
             if at - now - lead > longest_wait + 1e-6:  # (floating point)
                 return False, at - now - lead
             self._frees[operation] = {**frees, call_id: at + hold}
             self._newest[operation] = at
+            self._pace[operation] = max(pace, at) + 1 / limit
             return True, at - now
 
     def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
@@ -162,6 +181,7 @@ class _LocalSlots:
         with self._lock:
             self._frees.clear()
             self._newest.clear()
+            self._pace.clear()
 
 
 @lru_cache(maxsize=4)
@@ -218,7 +238,7 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
     try:
         booked, wait = _slots(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
-            call_id, lead)
+            call_id, lead, pace_tolerance())
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise _store_down() from exc
@@ -226,6 +246,12 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
         raise _refused(operation, retry_after=max(1, math.ceil(wait)))
     return Booking(operation, time.monotonic() + wait, call_id, until_answered,
                    booked_at=asked + wait)
+
+
+def pace_tolerance() -> float:
+    """How far, in seconds, calls may run ahead of the even pace of one per 1/VOD_QPS_LIMIT
+    seconds: VOD_QPS_BURST calls may leave back to back, the rest are spaced."""
+    return max(0, settings.VOD_QPS_BURST - 1) / settings.VOD_QPS_LIMIT
 
 
 def _refused(operation: str, *, retry_after: int) -> VodThrottled:
