@@ -7,7 +7,7 @@ import pytest
 
 from uploads import ratelimit
 from uploads.models import AttachedMediaUpload, AuditEvent, ImageUpload, VideoUpload
-from uploads.vod import VodThrottled, limiter
+from uploads.vod import VodThrottled, limiter, slots
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +180,7 @@ LIMITER_REDIS = "redis://127.0.0.1:6379/12"
 @pytest.fixture(params=["local", "redis"])
 def slot_store(request):
     """Each implementation of the booking rule: one process's, and the shared one on Redis."""
-    store = limiter._LocalSlots() if request.param == "local" else limiter._RedisSlots(
+    store = slots.LocalSlots() if request.param == "local" else slots.RedisSlots(
         LIMITER_REDIS)
     store.clear()
     yield store
@@ -204,7 +204,7 @@ def test_after_a_quiet_spell_a_burst_goes_at_once_and_the_rest_is_paced(slot_sto
     when the window has room (a sustained overload would otherwise be admitted in bursts)."""
     moments = _send_moments(slot_store, 6, limit=10, burst=3)
     assert max(moments[:3]) < 0.02
-    gaps = [later - earlier for earlier, later in zip(moments[2:], moments[3:])]
+    gaps = [later - earlier for earlier, later in zip(moments[2:-1], moments[3:], strict=True)]
     assert all(0.08 < gap < 0.12 for gap in gaps), moments
 
 
@@ -221,6 +221,28 @@ def test_a_call_beyond_the_pace_and_the_wait_is_refused(slot_store):
     _send_moments(slot_store, 2, limit=10, burst=2)
     booked, wait = slot_store.book("Op", 10, 1.0, 0.05, "late", 0.0, 0.1)
     assert not booked and 0.05 < wait < 0.15
+
+
+def test_a_process_refusing_a_tenth_of_its_bookings_holds_slots_with_the_overload_margin(
+        settings):
+    """More traffic than VOD's limit: the SDK's unmeasured work after the limiter can take
+    longer, so new slots cover VOD_QPS_OVERLOAD_MARGIN_MS; below it, VOD_QPS_MARGIN_MS."""
+    limiter._warm.set()
+    settings.VOD_QPS_LIMIT = 1
+    settings.VOD_QPS_BURST = 1
+    settings.VOD_QPS_MARGIN_MS = 0
+    settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
+    settings.VOD_QPS_MAX_WAIT_MS = 3000
+    first = limiter.book_call("Op")
+    settings.VOD_QPS_MAX_WAIT_MS = 0
+    with pytest.raises(VodThrottled):
+        limiter.book_call("Op")  # one refused of two: overloaded
+    settings.VOD_QPS_MAX_WAIT_MS = 3000
+    second = limiter.book_call("Op")
+    third = limiter.book_call("Op")
+    assert first.margin == 0 and second.margin == 0.2
+    assert 0.95 < second.send_at - first.send_at < 1.05  # the first slot: 1 s
+    assert 1.15 < third.send_at - second.send_at < 1.25  # the second: 1 s + 200 ms
 
 
 def test_a_first_call_holds_its_slot_until_a_second_after_its_answer(sandbox, settings,
@@ -288,7 +310,7 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch,
 
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 500  # a late call may extend its slot (not rebook)
-    store = limiter._slots(settings.REDIS_URL)
+    store = slots.store(settings.REDIS_URL)
     book = store.book
     late_before = _late_calls()
 
@@ -304,6 +326,24 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch,
     (count_after, seconds_after), (count_before, seconds_before) = _late_calls(), late_before
     assert count_after - count_before == 1
     assert 0.05 <= seconds_after - seconds_before < 1.0
+
+
+def test_after_a_late_call_new_slots_cover_the_overload_margin(sandbox, settings, monkeypatch,
+                                                              warm_process):
+    """A call that left the limiter late shows a starved process, whose SDK work after the
+    limiter may be late too: for the next second its new slots cover
+    VOD_QPS_OVERLOAD_MARGIN_MS, though nothing was refused."""
+    from uploads import vod
+
+    settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
+    settings.VOD_QPS_MAX_WAIT_MS = 500
+    store = slots.store(settings.REDIS_URL)
+    book = store.book
+    assert limiter.book_call("CreateUploadVideo").margin == settings.VOD_QPS_MARGIN_MS / 1000
+    monkeypatch.setattr(store, "book", _read_late(book))
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-strains")
+    monkeypatch.setattr(store, "book", book)
+    assert limiter.book_call("CreateUploadVideo").margin == 0.2
 
 
 def _limiter_sample(name: str) -> float:
@@ -327,7 +367,7 @@ def _late_call_then_another(sandbox, settings, monkeypatch, *extension_delays: f
 
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 500
-    store = limiter._slots(settings.REDIS_URL)
+    store = slots.store(settings.REDIS_URL)
     book, hold_from_now = store.book, store.hold_from_now
 
     monkeypatch.setattr(store, "book", _read_late(book))

@@ -268,13 +268,15 @@ VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=50)
 # VOD_QPS_LIMIT to let a whole second's worth go at once.
 VOD_QPS_BURST = env.int("VOD_QPS_BURST", default=max(1, VOD_QPS_LIMIT // 4))
 # The limit holds in every window of 1 s plus this margin, to cover the spread between our
-# send moments and VOD's arrival moments. Capacity: VOD_QPS_LIMIT / (1 s + margin), 78.8/s
-# for 80. The limiter measures how late a call leaves it, but not the SDK's own work after
-# that (signing, building the request: under 1 ms, but a thread can wait for the GIL in
-# it): under a 240/s overload on 2 cores, 2 to 3 % of the calls took 6 to 23 ms from the
-# limiter to the socket, and with a 5 ms margin the sandbox saw 81 to 83 calls in a second
-# (3 to 17 Throttling answers per 20 s); 10 ms: 4; 15 ms: none (bench/README.md).
-VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=15)
+# send moments and VOD's arrival moments. Capacity: VOD_QPS_LIMIT / (1 s + margin), 79.6/s
+# for 80. While a process refuses a tenth or more of its bookings (more traffic than VOD's
+# limit), and for a second after one of its calls left the limiter late (a starved
+# thread), its new slots cover VOD_QPS_OVERLOAD_MARGIN_MS instead: the SDK's work after the
+# limiter (under 1 ms) can then wait for the GIL; at 240/s on 2 cores it took 6 to 23 ms
+# for 2 to 3 % of the calls, and with 5 ms the sandbox saw 81 to 83 calls in a second
+# (10 ms: 4 Throttling answers per 20 s; 15 ms: none). At 80/s, 5 ms kept it at 80.
+VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=5)
+VOD_QPS_OVERLOAD_MARGIN_MS = env.int("VOD_QPS_OVERLOAD_MARGIN_MS", default=15)
 # Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a
 # repeat cannot create a second media. 1 turns retries off.
 VOD_MAX_ATTEMPTS = env.int("VOD_MAX_ATTEMPTS", default=2)

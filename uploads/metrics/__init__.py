@@ -73,7 +73,7 @@ LIMITER_WAIT_SECONDS = Histogram(
     "vodportal_vod_limiter_wait_seconds",
     "Time a VOD call spent in our QPS limiter before it was sent, by operation.",
     ["operation"], buckets=LIMITER_WAIT_BUCKETS)
-# A call is late once it leaves more than VOD_QPS_MARGIN_MS (15 ms) after its booked moment;
+# A call is late once it leaves more than its margin (VOD_QPS_MARGIN_MS, 5 ms) after its booked moment;
 # the tail seen on a busy 2-core host reached a few hundred milliseconds.
 LIMITER_LATE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 LIMITER_LATE_SECONDS = Histogram(

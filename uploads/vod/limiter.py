@@ -21,7 +21,16 @@ its slot at the span's end). The latest arrival moment is:
   back, plus one second.
 
 So capacity is `limit / (1 s + margin)`, whatever VOD's latency, while this process keeps
-time.
+time. Lateness is measured from the earliest the booked moment can have been (from before
+Redis was asked: a busy process may read Redis's answer late). A call that leaves later
+than its moment plus the margin (its thread starved of CPU) holds its slot from when it
+leaves (asking Redis again when its reply to that is read late too, and only after three
+late replies until its answer), or books anew if a later booking may already rely on the
+old slot's end: a saturated process loses capacity, never the limit (as long as the SDK's
+own work before the bytes leave stays within the margin: the README's "Limits:"). That
+work is not measured; it grows with the load, so the margin widens to
+`VOD_QPS_OVERLOAD_MARGIN_MS` while the process refuses a tenth or more of its bookings or
+has just had a late call (`_margin`).
 
 Pacing. Within that rule, calls also keep to an even pace of one per `1 / limit` seconds,
 running ahead of it by at most `VOD_QPS_BURST` calls (the generic cell rate algorithm: a
@@ -30,13 +39,7 @@ keeps the window's rhythm: the whole second's worth of slots frees at once, is t
 once by the waiting excess, and the portal's CPU then handles every admission and, a VOD
 latency later, every answer in the same fraction of each second, which queues the
 refusals behind them. Paced, admissions are spread over the second (bench/README.md,
-"Capacity under VOD latency"). Lateness is measured from the earliest the booked moment can have been (from before
-Redis was asked: a busy process may read Redis's answer late). A call that leaves later
-than its moment plus the margin (its thread starved of CPU) holds its slot from when it
-leaves (asking Redis again when its reply to that is read late too, and only after three
-late replies until its answer), or books anew if a later booking may already rely on the
-old slot's end: a saturated process loses capacity, never the limit (as long as the SDK's
-own work before the bytes leave stays within the margin: the README's "Limits:").
+"Capacity under VOD latency").
 
 The service books before it writes the upload row (`book_call`, at least 20 ms ahead, the
 time that takes), so a request refused here leaves no row; the gateway's next call of that
@@ -51,9 +54,9 @@ import math
 import threading
 import time
 import uuid
+from collections import defaultdict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Iterator
 
 import redis
@@ -61,11 +64,11 @@ from django.conf import settings
 
 from .. import metrics
 from ..dependencies import DependencyUnavailable
+from . import slots
 from .types import VodThrottled
 
 logger = logging.getLogger("uploads.vod")
 
-KEY_PREFIX = "vodportal:vod-qps:"
 # A send moment is booked at least this far ahead: the service books before it writes the
 # upload row, and the call must leave within VOD_QPS_MARGIN_MS of its moment (a late one
 # books anew, wasting its slot). Not counted as waiting (VOD_QPS_MAX_WAIT_MS).
@@ -74,124 +77,11 @@ _LEAD = 0.02
 # can take), so a process that dies mid-call frees its slots by itself.
 _UNTIL_ANSWERED = 120.0
 
-# Atomic booking on Redis's own clock (app servers' clocks may disagree). KEYS[1]: the held
-# slots, scored by when each frees; KEYS[2]: the newest send moment booked. Sends are booked
-# in time order, so a new send at `at` overlaps every slot freeing after `at`: at most
-# limit - 1 of them may. KEYS[3]: the pace's next moment (a send may run ahead of it by at
-# most the tolerance). ARGV: limit, call id, hold seconds, longest wait seconds, lead
-# seconds, pace tolerance seconds. Answers "0:<wait>" when booked (send after <wait>
-# seconds), "1:<wait>" when refused.
-_BOOK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit = tonumber(ARGV[1])
-local lead = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local at = now + lead
-local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
-if newest > at then at = newest end
-local held = redis.call('ZCARD', KEYS[1])
-if held >= limit then
-  local bound = redis.call('ZRANGE', KEYS[1], held - limit, held - limit, 'WITHSCORES')
-  if tonumber(bound[2]) > at then at = tonumber(bound[2]) end
-end
-local pace = tonumber(redis.call('GET', KEYS[3]) or '0')
-if pace - tonumber(ARGV[6]) > at then at = pace - tonumber(ARGV[6]) end
-if at - now - lead > tonumber(ARGV[4]) + 0.000001 then
-  return '1:' .. tostring(at - now - lead)
-end
-redis.call('ZADD', KEYS[1], at + tonumber(ARGV[3]), ARGV[2])
-local ttl = math.ceil((at - now + tonumber(ARGV[3])) * 1000) + 1000
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('SET', KEYS[2], tostring(at), 'PX', ttl)
-if pace < at then pace = at end
-redis.call('SET', KEYS[3], tostring(pace + 1 / limit), 'PX', ttl)
-return '0:' .. tostring(at - now)
-"""
-# A call's slot now frees ARGV[2] seconds from now (a first call answered: 1 s; a call
-# leaving late: its hold from now). ARGV: call id, seconds.
-_HOLD_FROM_NOW = """
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2]),
-           ARGV[1])
-return 1
-"""
-
-
-class _RedisSlots:
-    """The shared slots: a sorted set per operation, and its newest send moment."""
-
-    def __init__(self, url: str):
-        self._client = redis.Redis.from_url(url)
-        self._book = self._client.register_script(_BOOK)
-        self._hold_from_now = self._client.register_script(_HOLD_FROM_NOW)
-
-    def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str, lead: float, tolerance: float) -> tuple[bool, float]:
-        """(booked, seconds until the send moment; or refused, seconds of waiting it would
-        have taken)."""
-        key = KEY_PREFIX + operation
-        answer = self._book(keys=[key, key + ":newest", key + ":pace"],
-                            args=[limit, call_id, hold, longest_wait, lead, tolerance]).decode()
-        refused, _, wait = answer.partition(":")
-        return refused == "0", max(0.0, float(wait))
-
-    def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
-        self._hold_from_now(keys=[KEY_PREFIX + operation], args=[call_id, seconds])
-
-    def clear(self) -> None:
-        for key in self._client.scan_iter(match=KEY_PREFIX + "*"):
-            self._client.delete(key)
-
-
-class _LocalSlots:
-    """The same rule inside one process (no REDIS_URL: development and tests)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._frees: dict[str, dict[str, float]] = {}
-        self._newest: dict[str, float] = {}
-        self._pace: dict[str, float] = {}
-
-    def book(self, operation: str, limit: int, hold: float, longest_wait: float,
-             call_id: str, lead: float, tolerance: float) -> tuple[bool, float]:
-        with self._lock:
-            now = time.monotonic()
-            frees = {held: at for held, at in self._frees.get(operation, {}).items() if at > now}
-            at = max(now + lead, self._newest.get(operation, 0.0))
-            ordered = sorted(frees.values())
-            if len(ordered) >= limit:
-                at = max(at, ordered[len(ordered) - limit])
-            pace = self._pace.get(operation, 0.0)
-            at = max(at, pace - tolerance)
-            if at - now - lead > longest_wait + 1e-6:  # (floating point)
-                return False, at - now - lead
-            self._frees[operation] = {**frees, call_id: at + hold}
-            self._newest[operation] = at
-            self._pace[operation] = max(pace, at) + 1 / limit
-            return True, at - now
-
-    def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
-        with self._lock:
-            frees = self._frees.get(operation, {})
-            if call_id in frees:
-                frees[call_id] = time.monotonic() + seconds
-
-    def clear(self) -> None:
-        with self._lock:
-            self._frees.clear()
-            self._newest.clear()
-            self._pace.clear()
-
-
-@lru_cache(maxsize=4)
-def _slots(redis_url: str):
-    return _RedisSlots(redis_url) if redis_url else _LocalSlots()
-
-
 def clear() -> None:
-    """Forget every slot (tests; an operator after changing VOD_QPS_LIMIT)."""
-    _slots(settings.REDIS_URL).clear()
+    """Forget every slot (tests; an operator after changing VOD_QPS_LIMIT), and this
+    process's recent refusals."""
+    slots.store(settings.REDIS_URL).clear()
+    _strains.clear()
 
 
 # Whether this process has had an answer from VOD: until then, its SDK has not built its
@@ -215,6 +105,7 @@ class Booking:
     call_id: str = ""
     until_answered: bool = False
     booked_at: float = 0.0
+    margin: float = 0.0  # seconds: the spread its slot covers (see _margin)
     _token: contextvars.Token | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Booking:
@@ -228,24 +119,85 @@ class Booking:
         _booked.reset(self._token)
 
 
+# The share of its bookings a process must be refusing (over the last second) to count as
+# overloaded: offered exactly VOD's limit it refuses well under 1 %, at three times the
+# limit two thirds.
+_OVERLOADED_SHARE = 0.1
+
+
+class _Strain:
+    """Whether this process is strained for one operation: it refused a tenth or more of
+    its bookings over the last second, or one of its calls left the limiter late in it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._answers: deque[tuple[float, bool]] = deque()
+        self._refused = 0
+        self._late_at = -math.inf
+
+    def late(self) -> None:
+        """A call left the limiter later than its margin (its thread starved)."""
+        self._late_at = time.monotonic()
+
+    def note(self, refused: bool) -> None:
+        """Count one booking's answer."""
+        now = time.monotonic()
+        with self._lock:
+            self._answers.append((now, refused))
+            self._refused += refused
+            while now - self._answers[0][0] > 1.0:
+                self._refused -= self._answers.popleft()[1]
+
+    def strained(self) -> bool:
+        """Whether a call was late in the last second, or at least _OVERLOADED_SHARE of the
+        last second's bookings were refused."""
+        if time.monotonic() - self._late_at < 1.0:
+            return True
+        with self._lock:
+            return bool(self._answers) and self._refused >= _OVERLOADED_SHARE * len(
+                self._answers)
+
+
+_strains: dict[str, _Strain] = defaultdict(_Strain)
+
+
+def _margin(operation: str) -> float:
+    """The spread (seconds) between send and VOD's arrival that a new slot must cover.
+
+    VOD_QPS_MARGIN_MS while the process keeps up; VOD_QPS_OVERLOAD_MARGIN_MS while it is
+    strained (`_Strain`). The limiter measures how late a call leaves it, not the SDK's own
+    work after that (signing, building the request), and a thread can wait for the GIL in
+    it when the process is busy: at 240/s on 2 cores, 2 to 3 % of the calls took 6 to
+    23 ms from the limiter to the socket, and with 5 ms VOD saw 81 to 83 calls in a
+    second; at VOD's 80/s the sandbox saw at most 80 with 5 ms. The wider margin costs
+    capacity only while there is more traffic than VOD's limit anyway, or for a second
+    after a starved call."""
+    margin = settings.VOD_QPS_MARGIN_MS
+    if _strains[operation].strained():
+        margin = max(margin, settings.VOD_QPS_OVERLOAD_MARGIN_MS)
+    return margin / 1000
+
+
 def _book(operation: str, lead: float = 0.0) -> Booking:
     """Book a send moment for one `operation` call, at least `lead` seconds ahead; raise
     when refused."""
     until_answered = not _warm.is_set()
-    hold = _UNTIL_ANSWERED if until_answered else 1 + settings.VOD_QPS_MARGIN_MS / 1000
+    margin = _margin(operation)
+    hold = _UNTIL_ANSWERED if until_answered else 1 + margin
     call_id = uuid.uuid4().hex
     asked = time.monotonic()
     try:
-        booked, wait = _slots(settings.REDIS_URL).book(
+        booked, wait = slots.store(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
             call_id, lead, pace_tolerance())
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise _store_down() from exc
+    _strains[operation].note(refused=not booked)
     if not booked:
         raise _refused(operation, retry_after=max(1, math.ceil(wait)))
     return Booking(operation, time.monotonic() + wait, call_id, until_answered,
-                   booked_at=asked + wait)
+                   booked_at=asked + wait, margin=margin)
 
 
 def pace_tolerance() -> float:
@@ -329,10 +281,11 @@ def _on_time(booking: Booking) -> Booking:
         # counts as lateness (measured from send_at, a call whose answer sat 40 ms behind
         # busy threads looked on time while VOD saw 85 calls in a second).
         late_by = time.monotonic() - booking.booked_at
-        margin = settings.VOD_QPS_MARGIN_MS / 1000
+        margin = booking.margin
         if not booking.call_id or booking.until_answered or late_by <= margin:
             return booking
         metrics.limiter_late(booking.operation, late_by)
+        _strains[booking.operation].late()
         if _extended(booking, margin):
             return booking
         booking = _book(booking.operation)
@@ -386,7 +339,7 @@ def _extended(booking: Booking, margin: float) -> bool:
 def _hold(booking: Booking, seconds: float, *, sent: bool) -> None:
     """Hold the booking's slot until `seconds` from now."""
     try:
-        _slots(settings.REDIS_URL).hold_from_now(booking.operation, booking.call_id, seconds)
+        slots.store(settings.REDIS_URL).hold_from_now(booking.operation, booking.call_id, seconds)
     except redis.exceptions.RedisError as exc:
         if not sent:
             raise _store_down() from exc
