@@ -79,7 +79,7 @@ _UNTIL_ANSWERED = 120.0
 
 def clear() -> None:
     """Forget every slot (tests; an operator after changing VOD_QPS_LIMIT), and this
-    process's recent refusals."""
+    process's recent strain."""
     slots.store(settings.REDIS_URL).clear()
     _strains.clear()
 
