@@ -264,15 +264,16 @@ VOD_QPS_MAX_WAIT_MS = env.int("VOD_QPS_MAX_WAIT_MS", default=50)
 # Calls that may leave back to back after a quiet spell; past them, calls are spaced evenly
 # at 1/VOD_QPS_LIMIT s (uploads/vod/limiter.py, "Pacing"). Under a sustained overload that
 # spreads admissions, and VOD's answers, over each second instead of taking a whole
-# second's slots at once (bench/README.md, "Capacity under VOD latency"). Set it to
-# VOD_QPS_LIMIT to let a whole second's worth go at once.
+# second's slots at once: at 240/s, 429 p99 36 ms against 756 ms (bench/README.md,
+# "Capacity under VOD latency"). Set it to VOD_QPS_LIMIT to let a whole second's worth go
+# at once.
 VOD_QPS_BURST = env.int("VOD_QPS_BURST", default=max(1, VOD_QPS_LIMIT // 4))
 # The limit holds in every window of 1 s plus this margin, to cover the spread between our
 # send moments and VOD's arrival moments. Capacity: VOD_QPS_LIMIT / (1 s + margin), 79.6/s
 # for 80. While a process refuses a tenth or more of its bookings (more traffic than VOD's
 # limit), and for a second after one of its calls left the limiter late (a starved
 # thread), its new slots cover VOD_QPS_OVERLOAD_MARGIN_MS instead: the SDK's work after the
-# limiter (under 1 ms) can then wait for the GIL; at 240/s on 2 cores it took 6 to 23 ms
+# limiter (under 1 ms) can then wait for the GIL; at 240/s on 2 cores it took 6 to 19 ms
 # for 2 to 3 % of the calls, and with 5 ms the sandbox saw 81 to 83 calls in a second
 # (10 ms: 4 Throttling answers per 20 s; 15 ms: none). At 80/s, 5 ms kept it at 80.
 VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=5)

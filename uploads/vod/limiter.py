@@ -168,7 +168,7 @@ def _margin(operation: str) -> float:
     strained (`_Strain`). The limiter measures how late a call leaves it, not the SDK's own
     work after that (signing, building the request), and a thread can wait for the GIL in
     it when the process is busy: at 240/s on 2 cores, 2 to 3 % of the calls took 6 to
-    23 ms from the limiter to the socket, and with 5 ms VOD saw 81 to 83 calls in a
+    19 ms from the limiter to the socket, and with 5 ms VOD saw 81 to 83 calls in a
     second; at VOD's 80/s the sandbox saw at most 80 with 5 ms. The wider margin costs
     capacity only while there is more traffic than VOD's limit anyway, or for a second
     after a starved call."""
