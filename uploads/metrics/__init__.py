@@ -73,13 +73,14 @@ LIMITER_WAIT_SECONDS = Histogram(
     "vodportal_vod_limiter_wait_seconds",
     "Time a VOD call spent in our QPS limiter before it was sent, by operation.",
     ["operation"], buckets=LIMITER_WAIT_BUCKETS)
-# A call is late once it leaves more than its margin (VOD_QPS_MARGIN_MS, 5 ms) after its booked moment;
-# the tail seen on a busy 2-core host reached a few hundred milliseconds.
+# A call is late once it leaves more than its margin (VOD_QPS_MARGIN_MS, 5 ms, or 15 while
+# the process is strained) after its booked moment; the tail seen on a busy 2-core host
+# reached a few hundred milliseconds.
 LIMITER_LATE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 LIMITER_LATE_SECONDS = Histogram(
     "vodportal_vod_limiter_late_seconds",
     "How long after its booked moment a VOD call left our QPS limiter, for calls later "
-    "than VOD_QPS_MARGIN_MS (a starved thread); each holds its slot that much longer, so "
+    "than their margin (a starved thread); each holds its slot that much longer, so "
     "the sum is capacity lost, by operation.",
     ["operation"], buckets=LIMITER_LATE_BUCKETS)
 LIMITER_HELD_UNTIL_ANSWERED = Counter(

@@ -57,7 +57,7 @@ return 1
 
 
 class RedisSlots:
-    """The shared slots: a sorted set per operation, and its newest send moment."""
+    """The shared slots: a sorted set per operation, its newest send moment and its pace."""
 
     def __init__(self, url: str):
         self._client = redis.Redis.from_url(url)
@@ -75,9 +75,12 @@ class RedisSlots:
         return refused == "0", max(0.0, float(wait))
 
     def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
+        """Make a held slot free `seconds` from now (on Redis's clock); a freed one stays
+        free."""
         self._hold_from_now(keys=[KEY_PREFIX + operation], args=[call_id, seconds])
 
     def clear(self) -> None:
+        """Forget every operation's slots and pace."""
         for key in self._client.scan_iter(match=KEY_PREFIX + "*"):
             self._client.delete(key)
 
@@ -93,6 +96,7 @@ class LocalSlots:
 
     def book(self, operation: str, limit: int, hold: float, longest_wait: float,
              call_id: str, lead: float, tolerance: float) -> tuple[bool, float]:
+        """As RedisSlots.book, on this process's monotonic clock."""
         with self._lock:
             now = time.monotonic()
             frees = {held: at for held, at in self._frees.get(operation, {}).items() if at > now}
@@ -110,12 +114,14 @@ class LocalSlots:
             return True, at - now
 
     def hold_from_now(self, operation: str, call_id: str, seconds: float) -> None:
+        """As RedisSlots.hold_from_now."""
         with self._lock:
             frees = self._frees.get(operation, {})
             if call_id in frees:
                 frees[call_id] = time.monotonic() + seconds
 
     def clear(self) -> None:
+        """As RedisSlots.clear."""
         with self._lock:
             self._frees.clear()
             self._newest.clear()
