@@ -223,6 +223,14 @@ def test_a_call_beyond_the_pace_and_the_wait_is_refused(slot_store):
     assert not booked and 0.05 < wait < 0.15
 
 
+def test_a_pace_set_under_a_smaller_limit_does_not_hold_calls_back(slot_store):
+    """Once the limit is raised (a deployment's setting, a test), calls are not held back
+    by the pace the old limit left: one a second under a limit of 1."""
+    _send_moments(slot_store, 1, limit=1, burst=1)
+    booked, wait = slot_store.book("Op", 100000, 1.0, 0.0, "raised", 0.0, 0.25)
+    assert booked and wait < 0.01
+
+
 def test_a_process_refusing_a_tenth_of_its_bookings_holds_slots_with_the_overload_margin(
         settings):
     """More traffic than VOD's limit: the SDK's unmeasured work after the limiter can take

@@ -16,7 +16,9 @@ KEY_PREFIX = "vodportal:vod-qps:"
 # slots, scored by when each frees; KEYS[2]: the newest send moment booked. Sends are booked
 # in time order, so a new send at `at` overlaps every slot freeing after `at`: at most
 # limit - 1 of them may. KEYS[3]: the pace's next moment (a send may run ahead of it by at
-# most the tolerance). ARGV: limit, call id, hold seconds, longest wait seconds, lead
+# most the tolerance). Under one limit and tolerance the pace never passes the newest send
+# plus both; a pace set under a smaller limit (a settings change, a test) is clamped to that
+# instead of holding calls back for a second. ARGV: limit, call id, hold seconds, longest wait seconds, lead
 # seconds, pace tolerance seconds. Answers "0:<wait>" when booked (send after <wait>
 # seconds), "1:<wait>" when refused.
 _BOOK = """
@@ -34,6 +36,8 @@ if held >= limit then
   if tonumber(bound[2]) > at then at = tonumber(bound[2]) end
 end
 local pace = tonumber(redis.call('GET', KEYS[3]) or '0')
+local most = newest + tonumber(ARGV[6]) + 1 / limit
+if pace > most then pace = most end
 if pace - tonumber(ARGV[6]) > at then at = pace - tonumber(ARGV[6]) end
 if at - now - lead > tonumber(ARGV[4]) + 0.000001 then
   return '1:' .. tostring(at - now - lead)
@@ -104,7 +108,8 @@ class LocalSlots:
             ordered = sorted(frees.values())
             if len(ordered) >= limit:
                 at = max(at, ordered[len(ordered) - limit])
-            pace = self._pace.get(operation, 0.0)
+            pace = min(self._pace.get(operation, 0.0),
+                       self._newest.get(operation, 0.0) + tolerance + 1 / limit)
             at = max(at, pace - tolerance)
             if at - now - lead > longest_wait + 1e-6:  # (floating point)
                 return False, at - now - lead
