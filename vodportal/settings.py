@@ -275,7 +275,8 @@ VOD_QPS_BURST = env.int("VOD_QPS_BURST", default=max(1, VOD_QPS_LIMIT // 4))
 # thread), its new slots cover VOD_QPS_OVERLOAD_MARGIN_MS instead: the SDK's work after the
 # limiter (under 1 ms) can then wait for the GIL; at 240/s on 2 cores it took 6 to 19 ms
 # for 2 to 3 % of the calls, and with 5 ms the sandbox saw 81 to 83 calls in a second
-# (10 ms: 4 Throttling answers per 20 s; 15 ms: none). At 80/s, 5 ms kept it at 80.
+# (10 ms: 4 Throttling answers per 20 s; 15 ms: none on a calm hour, 1 to 8 on a slow
+# one). At 80/s, 5 ms kept it at 80.
 VOD_QPS_MARGIN_MS = env.int("VOD_QPS_MARGIN_MS", default=5)
 VOD_QPS_OVERLOAD_MARGIN_MS = env.int("VOD_QPS_OVERLOAD_MARGIN_MS", default=15)
 # Attempts per VOD call for failures a retry can mend (5xx, connection errors), only where a
