@@ -189,7 +189,7 @@ def slot_store(request):
 
 def _send_moments(store, count, *, limit, burst, longest_wait=5.0):
     """Book `count` calls at once; their send moments relative to the first (seconds)."""
-    tolerance = (burst - 1) / limit
+    tolerance = limiter.pace_tolerance(limit, burst)
     waits = []
     for index in range(count):
         booked, wait = store.book("Op", limit, 1.0, longest_wait, f"call-{index}", 0.0,
@@ -219,7 +219,8 @@ def test_a_burst_as_large_as_the_limit_leaves_the_window_alone(slot_store):
 def test_a_call_beyond_the_pace_and_the_wait_is_refused(slot_store):
     """Pacing counts toward the longest wait: past it, a refusal at once."""
     _send_moments(slot_store, 2, limit=10, burst=2)
-    booked, wait = slot_store.book("Op", 10, 1.0, 0.05, "late", 0.0, 0.1)
+    booked, wait = slot_store.book("Op", 10, 1.0, 0.05, "late", 0.0,
+                                   limiter.pace_tolerance(10, 2))
     assert not booked and 0.05 < wait < 0.15
 
 

@@ -189,7 +189,7 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
     try:
         booked, wait = slots.store(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
-            call_id, lead, pace_tolerance())
+            call_id, lead, pace_tolerance(settings.VOD_QPS_LIMIT, settings.VOD_QPS_BURST))
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise _store_down() from exc
@@ -200,10 +200,10 @@ def _book(operation: str, lead: float = 0.0) -> Booking:
                    booked_at=asked + wait, margin=margin)
 
 
-def pace_tolerance() -> float:
-    """How far, in seconds, calls may run ahead of the even pace of one per 1/VOD_QPS_LIMIT
-    seconds: VOD_QPS_BURST calls may leave back to back, the rest are spaced."""
-    return max(0, settings.VOD_QPS_BURST - 1) / settings.VOD_QPS_LIMIT
+def pace_tolerance(limit: int, burst: int) -> float:
+    """How far, in seconds, calls may run ahead of the even pace of one per 1/`limit`
+    seconds: `burst` calls may leave back to back, the rest are spaced."""
+    return max(0, burst - 1) / limit
 
 
 def _refused(operation: str, *, retry_after: int) -> VodThrottled:
