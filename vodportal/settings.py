@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from limits import parse as parse_rate
 
 from vodportal import envfile
 
@@ -25,6 +26,21 @@ envfile.load()
 VOD_USE_ECS_RAM_ROLE = env.bool("VOD_USE_ECS_RAM_ROLE", default=False)
 if not VOD_USE_ECS_RAM_ROLE:
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate from the environment ("60/minute"), checked now: a typo must stop the
+    process at start, not fail every request the rate applies to with a 500."""
+    value = env.str(name, default=default)
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise environ.ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: write N/second, N/minute, N/hour or N/day "
+            "(for example 60/minute).") from None
+    return value
+
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -218,8 +234,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "uploads.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         # Per user, shared by every process through the cache (Redis in production).
-        "credentials": env.str("API_CREDENTIAL_RATE", default="60/minute"),
-        "refresh": env.str("API_REFRESH_RATE", default="60/minute"),
+        "credentials": env_rate("API_CREDENTIAL_RATE", "60/minute"),
+        "refresh": env_rate("API_REFRESH_RATE", "60/minute"),
     },
     "NUM_PROXIES": NUM_PROXIES,
 }
@@ -302,7 +318,7 @@ VOD_CALLBACK_AUTH_KEYS = env.list("VOD_CALLBACK_AUTH_KEYS", default=[])
 VOD_CALLBACK_MAX_BYTES = env.int("VOD_CALLBACK_MAX_BYTES", default=65536)
 # Deliveries refused for their signature, per sending address: past this rate they are
 # answered 429 and not stored (a flood of unsigned POSTs cannot fill the database).
-VOD_CALLBACK_REFUSED_RATE = env.str("VOD_CALLBACK_REFUSED_RATE", default="30/minute")
+VOD_CALLBACK_REFUSED_RATE = env_rate("VOD_CALLBACK_REFUSED_RATE", "30/minute")
 # How long refused deliveries are kept (manage.py vod_events_prune), in days.
 VOD_EVENTS_REFUSED_KEEP_DAYS = env.int("VOD_EVENTS_REFUSED_KEEP_DAYS", default=30)
 # How far X-VOD-TIMESTAMP may be from our clock, in seconds.
@@ -345,7 +361,7 @@ REST_KNOX = {
 }
 # Token logins (POST /api/v1/auth/token/) per client address, on top of django-axes'
 # lockout after LOGIN_FAILURE_LIMIT failures (the same count as the login pages').
-API_LOGIN_RATE = env.str("API_LOGIN_RATE", default="20/minute")
+API_LOGIN_RATE = env_rate("API_LOGIN_RATE", "20/minute")
 # How long a token knox accepted is served from the shared cache (uploads/token_cache.py):
 # any ORM change of a user or token retires every entry at once; this bounds the rest.
 # Only with REDIS_URL: a per-process cache could not hear of another process's revocation.

@@ -2,7 +2,8 @@
 
     ALIBABA_CLOUD_ECS_METADATA_DISABLED=true .venv/bin/python bench/capacity.py \\
         [--duration 20] [--latencies 50,150,300] [--rate 80] [--clients 64,256] \\
-        [--overload-rate 240] [--peer-conn-max-age 60] [--workers N --threads N] [--parts ...]
+        [--overload-rate 240] [--peer-conn-max-age 60] [--workers N --threads N] [--parts ...] \\
+        [--keep-workdir]
 
 1. Latency sweep: the sandbox answering after 50, 150 and 300 ms; the portal as deployed
    (gunicorn.conf.py's worker and thread counts, settings' VOD_QPS_LIMIT and
@@ -80,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="gunicorn workers (default: what gunicorn.conf.py says)")
     parser.add_argument("--threads", type=int, default=None,
                         help="gunicorn threads per worker (default: gunicorn.conf.py's)")
+    parser.add_argument("--keep-workdir", action="store_true",
+                        help="keep the portals' logs (gunicorn's error and access logs) "
+                             "and print where")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"which parts to run, comma-separated ({', '.join(PARTS)})")
     args = parser.parse_args(argv)
@@ -137,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         process.terminate()
         process.wait(timeout=30)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_workdir:
+            print(f"\nlogs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nverdicts ({time.monotonic() - started:.0f} s; load {load_average()}):")
     for text, passed in verdicts:
         print(f"{'PASS' if passed else 'FAIL'}  {text}")
