@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from uploads.models import AuditEvent, VideoUpload
 
@@ -48,3 +49,26 @@ def test_fresh_unstamped_or_unreadable_requests_are_served(api, sandbox, setting
 def test_the_limit_can_be_switched_off(api, sandbox, settings):
     settings.REQUEST_MAX_QUEUE_MS = 0
     assert post(api, f"t={time.time() - 60:.3f}").status_code == 201
+
+
+def _queue_samples() -> tuple[float, float, float]:
+    """(requests timed, seconds waited in all, requests shed) from the metrics."""
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+    return (value("vodportal_request_queue_seconds_count"),
+            value("vodportal_request_queue_seconds_sum"), value("vodportal_requests_shed_total"))
+
+
+def test_the_wait_behind_the_proxy_and_the_shed_requests_are_counted(api, sandbox, settings):
+    """What an on-call engineer watches for saturation: how long requests wait before the
+    portal starts on them, and how many it sheds."""
+    settings.REQUEST_MAX_QUEUE_MS = 1000
+    timed, waited, shed = _queue_samples()
+
+    assert post(api, f"t={time.time() - 0.2:.3f}").status_code == 201
+    assert post(api, f"t={time.time() - 5:.3f}").status_code == 503
+    assert post(api, None).status_code == 201  # no stamp: nothing to time
+
+    timed_after, waited_after, shed_after = _queue_samples()
+    assert timed_after - timed == 2 and shed_after - shed == 1
+    assert 5.2 <= waited_after - waited < 5.2 + 2

@@ -423,7 +423,8 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "uploads.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "uploads.middleware.RequestIdLogFilter"},
+                "not_429": {"()": "uploads.middleware.TooManyRequestsLogFilter"}},
     "formatters": {
         "json": {"()": "pythonjsonlogger.json.JsonFormatter",
                  "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
@@ -435,6 +436,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["not_429"]},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -92,6 +92,19 @@ def limiter_lateness(url: str) -> tuple[float, float, float]:
     return totals["count"], totals["sum"], totals["held"]
 
 
+def requests_shed(url: str) -> float:
+    """The portal's vodportal_requests_shed_total (503 `overloaded`: queued past
+    REQUEST_MAX_QUEUE_MS) from its /metrics; nan when it cannot be read."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = requests.get(url.rstrip("/") + "/metrics", timeout=10)
+    if answer.status_code != 200:
+        return math.nan
+    return sum(sample.value for family in text_string_to_metric_families(answer.text)
+               for sample in family.samples if sample.name == "vodportal_requests_shed_total")
+
+
 class _Marks(NamedTuple):
     """What is read at the start and at the end of a measured window."""
 

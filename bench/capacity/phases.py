@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.capacity.measure import HEADER, class_latencies, closed_point, open_point, row
+from bench.capacity.measure import (HEADER, class_latencies, closed_point, open_point,
+                                    requests_shed, row)
 from bench.capacity.openloop import percentile
 from bench.capacity.stack import SandboxControl, Target, start_peer, start_portal_target
 from bench.issue_throughput import start_sandbox
@@ -141,6 +142,7 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
                            duration=args.duration, timeout=args.timeout,
                            redis_url=args.redis_url)
         calls = SandboxControl(endpoint).arrivals("CreateUploadVideo")
+        shed = requests_shed(portal.url)
         rows, by_status, refused_events = _overload_counts(portal.database_url)
     finally:
         if portal is not None:
@@ -184,7 +186,8 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
           f"{percentile(cold_refusals, 0.99):.0f} ms of {len(cold_refusals)}, 2xx p99 "
           f"{percentile([a.latency_ms for a in cold if 200 <= a.status < 300], 0.99):.0f} ms")
     print(f"  no answer: {every['timeout']} client timeouts ({args.timeout:g} s), "
-          f"{every['conn']} connection errors; 5xx {every['5xx']}, other {every['other']}")
+          f"{every['conn']} connection errors; 5xx {every['5xx']} ({shed:.0f} of them shed: 503 "
+          f"`overloaded`, queued past REQUEST_MAX_QUEUE_MS), other {every['other']}")
     print(f"  database: {rows} upload rows {by_status} for {every['2xx']} 2xx answers; "
           f"{refused_events} QpsLimitReached failure events for {every['429']} 429 answers "
           "(warm-up included)")

@@ -73,9 +73,8 @@ LIMITER_WAIT_SECONDS = Histogram(
     "vodportal_vod_limiter_wait_seconds",
     "Time a VOD call spent in our QPS limiter before it was sent, by operation.",
     ["operation"], buckets=LIMITER_WAIT_BUCKETS)
-# A call is late once it leaves more than its margin (VOD_QPS_MARGIN_MS, 5 ms, or 15 while
-# the process is strained) after its booked moment; the tail seen on a busy 2-core host
-# reached a few hundred milliseconds.
+# A call is late once it leaves more than VOD_QPS_MARGIN_MS (5 ms, strained or not) after its
+# booked moment; the tail seen on a busy 2-core host reached a few hundred milliseconds.
 LIMITER_LATE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 LIMITER_LATE_SECONDS = Histogram(
     "vodportal_vod_limiter_late_seconds",
@@ -95,6 +94,17 @@ LIMITER_REFUSALS = Counter(
 THROTTLE_REFUSALS = Counter(
     "vodportal_throttle_refusals",
     "API requests refused by a per-user rate (429 throttled), by scope.", ["scope"])
+# REQUEST_MAX_QUEUE_MS refuses past 1 s by default; a healthy portal answers within a few
+# milliseconds of the proxy handing a request over.
+REQUEST_QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REQUEST_QUEUE_SECONDS = Histogram(
+    "vodportal_request_queue_seconds",
+    "Time from the proxy receiving a request (its X-Request-Start) to the portal starting "
+    "on it: the wait for a free gunicorn thread and the CPU.", buckets=REQUEST_QUEUE_BUCKETS)
+REQUESTS_SHED = Counter(
+    "vodportal_requests_shed",
+    "Requests answered 503 overloaded before any work: they waited longer than "
+    "REQUEST_MAX_QUEUE_MS behind the proxy (the portal's CPU cannot keep up).")
 CALLBACKS = Counter(
     "vodportal_callbacks",
     "VOD event notifications received, by event type and verdict (accepted, ignored, "
@@ -191,7 +201,7 @@ def limiter_waited(operation: str, seconds: float) -> None:
 
 @_guarded
 def limiter_late(operation: str, seconds: float) -> None:
-    """A VOD call left the limiter `seconds` after its booked moment, later than the margin:
+    """A VOD call left the limiter `seconds` after its booked moment, later than VOD_QPS_MARGIN_MS:
     its slot is held that much longer (or it books anew)."""
     LIMITER_LATE_SECONDS.labels(bounded("operation", operation)).observe(seconds)
 
@@ -212,6 +222,15 @@ def limiter_refused(operation: str) -> None:
 def throttled(scope: str) -> None:
     """A per-user rate refused an API request."""
     THROTTLE_REFUSALS.labels(bounded("scope", scope)).inc()
+
+
+@_guarded
+def request_queued(seconds: float, *, shed: bool) -> None:
+    """A request reached the portal `seconds` after the proxy received it; `shed`: it was
+    refused for that (503 overloaded)."""
+    REQUEST_QUEUE_SECONDS.observe(seconds)
+    if shed:
+        REQUESTS_SHED.inc()
 
 
 @_guarded
