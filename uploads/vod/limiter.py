@@ -171,9 +171,10 @@ def _margin(operation: str) -> float:
     it when the process is busy: at 240/s on 2 cores, 2 to 3 % of the calls took 6 to
     19 ms from the limiter to the socket (up to 24 ms at 120/s on a slower host), and with
     5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw at most 80 with
-    5 ms. The wider margin (30 ms: 25 for that work, `_exit_allowance`) costs capacity only
-    while there is more traffic than VOD's limit anyway (77 admitted a second instead of
-    79), or for a second after a starved call."""
+    5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The wider margin
+    (30 ms: 25 for that work, `_exit_allowance`) costs capacity only while there is more
+    traffic than VOD's limit anyway (77 admitted a second instead of 79), or for a second
+    after a starved call."""
     margin = settings.VOD_QPS_MARGIN_MS
     if _strains[operation].strained():
         margin = max(margin, settings.VOD_QPS_OVERLOAD_MARGIN_MS)
