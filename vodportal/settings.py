@@ -28,7 +28,6 @@ if not VOD_USE_ECS_RAM_ROLE:
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 
-
 def env_rate(name: str, default: str) -> str:
     """A request rate from the environment ("60/minute"), checked now: a typo must stop the
     process at start, not fail every request the rate applies to with a 500."""

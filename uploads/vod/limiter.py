@@ -23,10 +23,10 @@ its slot at the span's end). The latest arrival moment is:
 So capacity is `limit / (1 s + margin)`, whatever VOD's latency, while this process keeps
 time. Lateness is measured from the earliest the booked moment can have been (from before
 Redis was asked: a busy process may read Redis's answer late). A call that leaves later
-than its moment plus `VOD_QPS_MARGIN_MS` (its thread starved of CPU) holds its slot from when it
-leaves (asking Redis again when its reply to that is read late too, and only after three
-late replies until its answer), or books anew if a later booking may already rely on the
-old slot's end: a saturated process loses capacity, never the limit (as long as the SDK's
+than its moment plus `VOD_QPS_MARGIN_MS` (its thread starved of CPU) holds its slot from
+when it leaves (asking Redis again when its reply to that is read late too, and only after
+three late replies until its answer), or books anew if a later booking may already rely on
+the old slot's end: a saturated process loses capacity, never the limit (as long as the SDK's
 own work before the bytes leave stays within the margin: the README's "Limits:"). That
 work is not measured; it grows with the load, so a slot's margin widens to
 `VOD_QPS_OVERLOAD_MARGIN_MS` while the process refuses a tenth or more of its bookings or
