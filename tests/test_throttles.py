@@ -296,6 +296,9 @@ def test_a_call_that_misses_its_moment_holds_its_slot_from_when_it_leaves(sandbo
 
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 3000
+    # 50 ms for the SDK's own work after the limiter: the sandbox shares this process, and
+    # with 5 ms a first call that reached it 12 ms after leaving made the gap 0.998 s.
+    settings.VOD_QPS_MARGIN_MS = 50
     booking = limiter.book_call("CreateUploadVideo")
     with booking:
         while time.monotonic() < booking.send_at + 0.2:  # the caller's work, 200 ms late
@@ -354,22 +357,23 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch,
     assert 0.05 <= seconds_after - seconds_before < 1.0
 
 
-def test_after_a_late_call_new_slots_cover_the_overload_margin(sandbox, settings, monkeypatch,
-                                                              warm_process):
-    """A call that left the limiter late shows a starved process, whose SDK work after the
-    limiter may be late too: for the next second its new slots cover
-    VOD_QPS_OVERLOAD_MARGIN_MS, though nothing was refused."""
+def test_a_late_call_alone_does_not_widen_later_slots(sandbox, settings, monkeypatch,
+                                                     warm_process):
+    """A late call holds its own slot from when it leaves; the slots after it keep the
+    normal margin. (Widening them for a second after each late call cost the sweep at
+    exactly VOD's rate 0.3 to 0.6 calls a second and did not keep VOD from an 81st call.)"""
     from uploads import vod
 
     settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
     settings.VOD_QPS_MAX_WAIT_MS = 500
     store = slots.store(settings.REDIS_URL)
     book = store.book
-    assert limiter.book_call("CreateUploadVideo").margin == settings.VOD_QPS_MARGIN_MS / 1000
+    late_before = _late_calls()
     monkeypatch.setattr(store, "book", _read_late(book))
-    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-strains")
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-alone")
     monkeypatch.setattr(store, "book", book)
-    assert limiter.book_call("CreateUploadVideo").margin == 0.2
+    assert _late_calls()[0] - late_before[0] == 1
+    assert limiter.book_call("CreateUploadVideo").margin == settings.VOD_QPS_MARGIN_MS / 1000
 
 
 def test_a_strained_call_leaves_within_the_normal_margin_the_rest_is_the_sdks(
@@ -382,12 +386,15 @@ def test_a_strained_call_leaves_within_the_normal_margin_the_rest_is_the_sdks(
     from uploads import vod
 
     settings.VOD_QPS_LIMIT = 1
+    settings.VOD_QPS_BURST = 1
     settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
+    settings.VOD_QPS_MAX_WAIT_MS = 0
+    limiter.book_call("CreateUploadVideo")
+    with pytest.raises(VodThrottled):
+        limiter.book_call("CreateUploadVideo")  # one refused of two: strained
+    settings.VOD_QPS_LIMIT, settings.VOD_QPS_BURST = 1000, 250
     settings.VOD_QPS_MAX_WAIT_MS = 500  # a late call may extend its slot (not rebook)
-    limiter._strains["CreateUploadVideo"].late()  # strained, as after a starved call
     assert limiter.book_call("CreateUploadVideo").margin == 0.2
-    limiter.clear()
-    limiter._strains["CreateUploadVideo"].late()
     store = slots.store(settings.REDIS_URL)
     late_before = _late_calls()
 

@@ -287,8 +287,7 @@ VOD_QPS_BURST = env.int("VOD_QPS_BURST", default=max(1, VOD_QPS_LIMIT // 4))
 # send moments and VOD's arrival moments; a call must leave the limiter within it of its
 # moment, or it counts as late. Capacity: VOD_QPS_LIMIT / (1 s + margin), 79.6/s for 80.
 # While a process refuses a tenth or more of its bookings (more traffic than VOD's limit),
-# and for a second after one of its calls left the limiter late (a starved thread), its
-# new slots cover VOD_QPS_OVERLOAD_MARGIN_MS instead, the difference left to the SDK's work
+# its new slots cover VOD_QPS_OVERLOAD_MARGIN_MS instead, the difference left to the SDK's work
 # after the limiter (under 1 ms), which can then wait for the GIL: at 240/s on 2 cores it
 # took 6 to 19 ms for 2 to 3 % of the calls, up to 24 ms at 120/s on a slower host. With
 # 5 ms the sandbox saw 81 to 83 calls in a second; 15 ms (all of it usable by a late exit)

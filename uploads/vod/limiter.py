@@ -29,9 +29,9 @@ three late replies until its answer), or books anew if a later booking may alrea
 the old slot's end: a saturated process loses capacity, never the limit (as long as the SDK's
 own work before the bytes leave stays within the margin: the README's "Limits:"). That
 work is not measured; it grows with the load, so a slot's margin widens to
-`VOD_QPS_OVERLOAD_MARGIN_MS` while the process refuses a tenth or more of its bookings or
-has just had a late call (`_margin`), and the widening is left to that work: a call still
-leaves within `VOD_QPS_MARGIN_MS` of its moment or counts as late (`_exit_allowance`).
+`VOD_QPS_OVERLOAD_MARGIN_MS` while the process refuses a tenth or more of its bookings
+(`_margin`), and the widening is left to that work: a call still leaves within
+`VOD_QPS_MARGIN_MS` of its moment or counts as late (`_exit_allowance`).
 
 Pacing. Within that rule, calls also keep to an even pace of one per `1 / limit` seconds,
 running ahead of it by at most `VOD_QPS_BURST` calls (the generic cell rate algorithm: a
@@ -128,17 +128,19 @@ _OVERLOADED_SHARE = 0.1
 
 class _Strain:
     """Whether this process is strained for one operation: it refused a tenth or more of
-    its bookings over the last second, or one of its calls left the limiter late in it."""
+    its bookings over the last second.
+
+    A late call alone does not strain it: widening the margin for a second after each one
+    cost the sweep at exactly VOD's rate 0.3 to 0.6 calls a second (79.2, 79.2 and 78.9/s
+    against 79.5, 79.6 and 79.5/s without, at VOD +50, +150 and +300 ms), and did not keep
+    the sandbox from seeing an 81st call there (2 and 6 `Throttling` per 20 s with it, 3 and
+    4 without; bench/README.md, "The overload margin split between the limiter and the
+    SDK"). The late call itself holds its slot from when it leaves."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._answers: deque[tuple[float, bool]] = deque()
         self._refused = 0
-        self._late_at = -math.inf
-
-    def late(self) -> None:
-        """A call left the limiter later than its margin (its thread starved)."""
-        self._late_at = time.monotonic()
 
     def note(self, refused: bool) -> None:
         """Count one booking's answer."""
@@ -150,10 +152,7 @@ class _Strain:
                 self._refused -= self._answers.popleft()[1]
 
     def strained(self) -> bool:
-        """Whether a call was late in the last second, or at least _OVERLOADED_SHARE of the
-        last second's bookings were refused."""
-        if time.monotonic() - self._late_at < 1.0:
-            return True
+        """Whether at least _OVERLOADED_SHARE of the last second's bookings were refused."""
         with self._lock:
             return bool(self._answers) and self._refused >= _OVERLOADED_SHARE * len(
                 self._answers)
@@ -173,8 +172,7 @@ def _margin(operation: str) -> float:
     5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw at most 80 with
     5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The wider margin
     (30 ms: 25 for that work, `_exit_allowance`) costs capacity only while there is more
-    traffic than VOD's limit anyway (77 admitted a second instead of 79), or for a second
-    after a starved call."""
+    traffic than VOD's limit anyway (77 admitted a second instead of 79)."""
     margin = settings.VOD_QPS_MARGIN_MS
     if _strains[operation].strained():
         margin = max(margin, settings.VOD_QPS_OVERLOAD_MARGIN_MS)
@@ -287,11 +285,6 @@ def _on_time(booking: Booking) -> Booking:
         if not booking.call_id or booking.until_answered or late_by <= _exit_allowance(booking):
             return booking
         metrics.limiter_late(booking.operation, late_by)
-        if late_by > booking.margin:
-            # Later than even its slot covers: a starved process (see _margin). A strained
-            # call between the two margins is late, not news: the strain is already on, and
-            # prolonging it would cost capacity at VOD's own rate (the sweep's 79/s of 80).
-            _strains[booking.operation].late()
         if _extended(booking, booking.margin):
             return booking
         booking = _book(booking.operation)
