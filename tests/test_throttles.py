@@ -58,8 +58,8 @@ def test_credential_issuance_is_limited_per_user(api, other_api, rates, sandbox)
 
 
 @pytest.mark.django_db
-def test_a_429_leaves_no_django_request_warning_other_refusals_do(api, rates, sandbox,
-                                                                   caplog):
+def test_a_429_leaves_no_django_request_warning_other_4xx_do(api, rates, sandbox,
+                                                              caplog):
     """A 429 is the portal working as designed: Django's "Too Many Requests" warning would be
     two log lines in three under an overload (the access log, the metrics and the audit have
     each one). Other 4xx answers keep their line."""
