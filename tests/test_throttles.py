@@ -330,6 +330,18 @@ def _read_late(call, *delays: float):
     return answered_late
 
 
+def _create_read_late(settings, monkeypatch, reference_id: str, delay: float = 0.05) -> None:
+    """One CreateUploadVideo whose booking is read `delay` seconds late (a starved thread);
+    the store reads promptly again afterwards."""
+    from uploads import vod
+
+    store = slots.store(settings.REDIS_URL)
+    book = store.book
+    monkeypatch.setattr(store, "book", _read_late(book, delay))
+    vod.create_upload_video(title="t", file_name="t.mp4", reference_id=reference_id)
+    monkeypatch.setattr(store, "book", book)
+
+
 def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch, warm_process):
     """A busy process may read the store's answer long after the moment was booked (the
     thread waits for the GIL or the CPU): that wait counts as lateness, so the call's slot
@@ -339,13 +351,9 @@ def test_a_booking_read_late_makes_its_call_late(sandbox, settings, monkeypatch,
 
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_MAX_WAIT_MS = 500  # a late call may extend its slot (not rebook)
-    store = slots.store(settings.REDIS_URL)
-    book = store.book
     late_before = _late_calls()
 
-    monkeypatch.setattr(store, "book", _read_late(book))
-    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="read-late-first")
-    monkeypatch.setattr(store, "book", book)
+    _create_read_late(settings, monkeypatch, "read-late-first")
     settings.VOD_QPS_MAX_WAIT_MS = 3000  # the next call waits for the slot to free
     vod.create_upload_video(title="t", file_name="t.mp4", reference_id="read-late-second")
 
@@ -362,16 +370,10 @@ def test_a_late_call_alone_does_not_widen_later_slots(sandbox, settings, monkeyp
     """A late call holds its own slot from when it leaves; the slots after it keep the
     normal margin. (Widening them for a second after each late call cost the sweep at
     exactly VOD's rate 0.3 to 0.6 calls a second and did not keep VOD from an 81st call.)"""
-    from uploads import vod
-
     settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
     settings.VOD_QPS_MAX_WAIT_MS = 500
-    store = slots.store(settings.REDIS_URL)
-    book = store.book
     late_before = _late_calls()
-    monkeypatch.setattr(store, "book", _read_late(book))
-    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="late-alone")
-    monkeypatch.setattr(store, "book", book)
+    _create_read_late(settings, monkeypatch, "late-alone")
     assert _late_calls()[0] - late_before[0] == 1
     assert limiter.book_call("CreateUploadVideo").margin == settings.VOD_QPS_MARGIN_MS / 1000
 
@@ -383,8 +385,6 @@ def test_a_strained_call_leaves_within_the_normal_margin_the_rest_is_the_sdks(
     limiter. (With the whole margin allowed at the exit, calls reached the sandbox up to
     19 ms past their slots and it saw 81 and 82 calls in a second.) Leaving later, the call
     is late: counted, and its slot held from when it leaves."""
-    from uploads import vod
-
     settings.VOD_QPS_LIMIT = 1
     settings.VOD_QPS_BURST = 1
     settings.VOD_QPS_OVERLOAD_MARGIN_MS = 200
@@ -395,11 +395,9 @@ def test_a_strained_call_leaves_within_the_normal_margin_the_rest_is_the_sdks(
     settings.VOD_QPS_LIMIT, settings.VOD_QPS_BURST = 1000, 250
     settings.VOD_QPS_MAX_WAIT_MS = 500  # a late call may extend its slot (not rebook)
     assert limiter.book_call("CreateUploadVideo").margin == 0.2
-    store = slots.store(settings.REDIS_URL)
     late_before = _late_calls()
 
-    monkeypatch.setattr(store, "book", _read_late(store.book, 0.05))
-    vod.create_upload_video(title="t", file_name="t.mp4", reference_id="strained-late")
+    _create_read_late(settings, monkeypatch, "strained-late")
 
     count, seconds = _late_calls()
     assert count - late_before[0] == 1  # 50 ms: past the 5 ms exit, within the 200 ms slot

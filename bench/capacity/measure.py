@@ -69,40 +69,45 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
-def limiter_lateness(url: str) -> tuple[float, float, float]:
-    """(late calls, their lateness in seconds, slots held until answered): the portal's
-    vodportal_vod_limiter_late_seconds count and sum and its
-    vodportal_vod_limiter_held_until_answered_total, every operation, from its /metrics
-    (open to loopback by default); nan from a target without them (the peer)."""
+def _portal_samples(url: str) -> list | None:
+    """Every sample the portal's /metrics serves (open to loopback by default); None from a
+    target without it (the peer)."""
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
     answer = requests.get(url.rstrip("/") + "/metrics", timeout=10)
     if answer.status_code != 200:
+        return None
+    return [sample for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples]
+
+
+def limiter_lateness(url: str) -> tuple[float, float, float]:
+    """(late calls, their lateness in seconds, slots held until answered): the portal's
+    vodportal_vod_limiter_late_seconds count and sum and its
+    vodportal_vod_limiter_held_until_answered_total, every operation; nan from a target
+    without them (the peer)."""
+    samples = _portal_samples(url)
+    if samples is None:
         return math.nan, math.nan, math.nan
-    totals = {"count": 0.0, "sum": 0.0, "held": 0.0}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            if sample.name == "vodportal_vod_limiter_held_until_answered_total":
-                totals["held"] += sample.value
-            elif family.name == "vodportal_vod_limiter_late_seconds":
-                part = sample.name.rsplit("_", 1)[1]
-                if part in totals:
-                    totals[part] += sample.value
-    return totals["count"], totals["sum"], totals["held"]
+    names = {"vodportal_vod_limiter_late_seconds_count": 0,
+             "vodportal_vod_limiter_late_seconds_sum": 1,
+             "vodportal_vod_limiter_held_until_answered_total": 2}
+    totals = [0.0, 0.0, 0.0]
+    for sample in samples:
+        if sample.name in names:
+            totals[names[sample.name]] += sample.value
+    return totals[0], totals[1], totals[2]
 
 
 def requests_shed(url: str) -> float:
     """The portal's vodportal_requests_shed_total (503 `overloaded`: queued past
-    REQUEST_MAX_QUEUE_MS) from its /metrics; nan when it cannot be read."""
-    import requests
-    from prometheus_client.parser import text_string_to_metric_families
-
-    answer = requests.get(url.rstrip("/") + "/metrics", timeout=10)
-    if answer.status_code != 200:
+    REQUEST_MAX_QUEUE_MS); nan when it cannot be read."""
+    samples = _portal_samples(url)
+    if samples is None:
         return math.nan
-    return sum(sample.value for family in text_string_to_metric_families(answer.text)
-               for sample in family.samples if sample.name == "vodportal_requests_shed_total")
+    return sum(sample.value for sample in samples
+               if sample.name == "vodportal_requests_shed_total")
 
 
 class _Marks(NamedTuple):
