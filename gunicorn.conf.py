@@ -2,15 +2,18 @@
 environment or the deployment's `.env` (the file Django's settings read, with the same
 precedence: a variable set in the environment wins over the file).
 
-The serving model: gthread workers, one per core, each with many threads. A credential's
-time is mostly spent waiting on VOD (tens to hundreds of milliseconds) and its CPU is a few
-milliseconds, so what bounds throughput is how many requests can wait at once: at VOD's
-80 calls/s and 300 ms, 24 requests are waiting on VOD at any moment; with the limiter's
-booking wait (VOD_QPS_MAX_WAIT_MS) and the portal's own work, about 40. Two workers x 32
-threads hold 64, enough for VOD's limit at up to ~600 ms with room for bursts. Threads
-waiting on VOD hold no database connection (the pool, settings.DATABASES), so PostgreSQL
-sees at most workers x DATABASE_POOL_SIZE connections per host. bench/README.md,
-"Capacity under VOD latency", has the figures behind these numbers.
+The serving model: gevent workers, one per core, each serving many requests at once as
+greenlets. A credential's time is mostly spent waiting on VOD (tens to hundreds of
+milliseconds) and its CPU is a few milliseconds, so what bounds throughput is how many
+requests can wait at once, and how cheaply a worker switches between them. Threads (gthread)
+switch through the GIL and the kernel's scheduler at every network round trip (a request
+makes about ten: Redis, PostgreSQL, VOD); on a busy 2-core host each handoff waited its turn,
+and after a cold start under three times VOD's rate the workers sat at 0.6 of a core each
+while requests queued for a second and never caught up (429 p99 0.6 to 1.1 s). Greenlets
+switch in the worker itself: the same overload recovered within 1.5 s (429 p99 30 to 36 ms).
+bench/README.md, "Capacity under VOD latency", has the figures behind these numbers.
+Requests waiting on VOD hold no database connection (the pool, settings.DATABASES), so
+PostgreSQL sees at most workers x DATABASE_POOL_SIZE connections per host.
 """
 
 import gc
@@ -31,10 +34,20 @@ from vodportal import envfile  # noqa: E402
 envfile.load()
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# More processes than cores would only share the same CPU (each worker's threads already
+# More processes than cores would only share the same CPU (each worker's greenlets already
 # overlap their waits); fewer would leave a core idle under the GIL.
 workers = int(os.environ.get("GUNICORN_WORKERS", max(2, multiprocessing.cpu_count())))
-worker_class = "gthread"
+# gevent patches the standard library's sockets, locks and sleeps in each worker before the
+# application loads; psycopg, redis-py and the VOD SDK then wait through its event loop.
+# "gthread" (with GUNICORN_THREADS) is the thread-per-request alternative, kept for
+# comparison (bench/capacity.py --worker-class gthread).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+# Requests one worker serves at once; past it, connections wait in the kernel's queue (where
+# QueueTimeMiddleware's REQUEST_MAX_QUEUE_MS sheds the stale ones). At VOD's 80 calls/s, a
+# credential takes VOD's latency plus at most VOD_QPS_MAX_WAIT_MS: 28 in flight at 300 ms,
+# 84 at 1 s, over all workers. 100 per worker leaves room for VOD at 2 s on two workers;
+# more would let an overloaded worker share its CPU among ever more requests, each slower.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 100))
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 # One listening socket per worker (SO_REUSEPORT) lets the kernel spread connections, but a
 # stopping worker's queued connections are reset with its socket: off unless asked for.
@@ -46,9 +59,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 # No keep-alive by default: every request comes on a new connection, and the kernel hands
 # it to a worker that is calling accept(), so an idle worker takes it before a busy one.
 # A kept-alive connection stays with the worker that accepted it: wrk's or a proxy's few
-# connections then load one worker's GIL while the other idles (open loop at 240/s: 84 % of
-# the requests on one worker and 429 p99 259 ms with keep-alive; 51 % and 79-110 ms without,
-# bench/README.md, "Capacity under VOD latency"). A new loopback or LAN connection costs
+# connections then load one worker while the other idles (open loop at 240/s, gthread: 84 %
+# of the requests on one worker and 429 p99 259 ms with keep-alive; 51 % and 79-110 ms
+# without, bench/README.md, "Capacity under VOD latency"). A new loopback or LAN connection costs
 # less than that imbalance. Behind a proxy, keep-alive to gunicorn buys nothing; clients'
 # keep-alive ends at the proxy. GUNICORN_KEEPALIVE=<seconds> turns it back on.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 0))

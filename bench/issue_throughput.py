@@ -5,7 +5,7 @@ In one run, on this machine, against vodsandbox with no injected latency:
 1. The floor: the bare SDK (alibabacloud-vod20170321) calling CreateUploadVideo in a loop, in
    a process that does nothing else: its CPU time per call (time.process_time: signing,
    HTTP, parsing) and its latency.
-2. vodportal as deployed (gunicorn gthread, PostgreSQL, Redis for the throttles and the VOD
+2. vodportal as deployed (gunicorn's gevent workers, PostgreSQL, Redis for the throttles and the VOD
    limiter, JSON logs) issuing video credentials (POST /api/v1/videos/) to 1, 8 and 64
    concurrent clients: credentials per second, p50 and p99 latency, and the CPU
    milliseconds per credential of gunicorn's processes (master + workers, utime + stime
@@ -21,7 +21,8 @@ counted as the portal's CPU, nor are PostgreSQL and Redis (their CPU per credent
 printed apart). All of them share the machine's cores with the portal.
 
     ALIBABA_CLOUD_ECS_METADATA_DISABLED=true .venv/bin/python bench/issue_throughput.py \\
-        [--clients 1,8,64] [--duration 20] [--soak 50000] [--workers 2] [--threads 4]
+        [--clients 1,8,64] [--duration 20] [--soak 50000] [--workers 2] \\
+        [--worker-class gevent|gthread] [--threads 4]
 
 Needs PostgreSQL (--database-url; the database is dropped and recreated), Redis
 (--redis-url; the bench flushes that Redis database) and wrk (`apt-get install wrk`).
@@ -87,7 +88,10 @@ def parse_args() -> argparse.Namespace:
                              "their mean is the floor that phase's ratio is taken against "
                              "(0: use the first floor)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent",
+                        help="gunicorn worker class (gevent as deployed)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="gunicorn threads per worker (gthread only)")
     parser.add_argument("--users", type=int, default=64,
                         help="API users; requests take their tokens in turn")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
@@ -518,6 +522,7 @@ def start(args, workdir: Path, sandbox_endpoint: str) -> Portal:
             # Both limits are exercised (a Redis round trip each) but never bind: the bench
             # measures the portal, not the account's VOD QPS limit or a user's rate.
             "VOD_QPS_LIMIT": "1000000", "API_CREDENTIAL_RATE": "100000000/minute",
+            "GUNICORN_WORKER_CLASS": args.worker_class,
             "GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads),
             # No worker recycling: its CPU would leave the count, and the soak would measure
             # nothing (gunicorn recycles after 10,000 requests by default).
@@ -729,7 +734,8 @@ def main() -> int:
     clients = [int(value) for value in args.clients.split(",")]
     print("machine: " + "; ".join(f"{key} {value}" for key, value in machine().items()))
     print("PostgreSQL:", postgres_version(args.database_url))
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); "
+    each = f" x {args.threads} threads" if args.worker_class == "gthread" else ""
+    print(f"gunicorn: {args.workers} {args.worker_class} workers{each}; "
           f"load average {load_average()}")
 
     sandbox, endpoint = start_sandbox()

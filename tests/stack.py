@@ -86,7 +86,6 @@ def start_portal(*, sandbox_endpoint: str, access_key_id: str, access_key_secret
         "VOD_SANDBOX_ACCESS_KEY_SECRET": access_key_secret,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "8",
         "GUNICORN_GRACEFUL_TIMEOUT": "10",
         "GUNICORN_ACCESSLOG": str(access_log),
         "LOG_LEVEL": "WARNING",

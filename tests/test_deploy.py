@@ -33,7 +33,8 @@ def gunicorn_config(env_file, **environment: str) -> dict:
            if not key.startswith(("GUNICORN_", "VODPORTAL_"))}
     env.update(VODPORTAL_ENV_FILE=str(env_file), **environment)
     code = ("import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
-            "print(json.dumps({k: c[k] for k in ('bind', 'workers', 'threads')}))")
+            "print(json.dumps({k: c[k] for k in ('bind', 'workers', 'worker_class', "
+            "'worker_connections')}))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60, check=True)
     return json.loads(run.stdout)
@@ -41,8 +42,10 @@ def gunicorn_config(env_file, **environment: str) -> dict:
 
 def test_gunicorn_reads_the_env_file_django_reads(tmp_path):
     env_file = tmp_path / ".env"
-    env_file.write_text("GUNICORN_WORKERS=3\nGUNICORN_BIND=127.0.0.1:48123\nGUNICORN_THREADS=5\n")
-    assert gunicorn_config(env_file) == {"bind": "127.0.0.1:48123", "workers": 3, "threads": 5}
+    env_file.write_text("GUNICORN_WORKERS=3\nGUNICORN_BIND=127.0.0.1:48123\n"
+                        "GUNICORN_WORKER_CONNECTIONS=50\n")
+    assert gunicorn_config(env_file) == {"bind": "127.0.0.1:48123", "workers": 3,
+                                         "worker_class": "gevent", "worker_connections": 50}
 
 
 def test_the_environment_wins_over_the_env_file_for_gunicorn_and_django(tmp_path):

@@ -2,6 +2,9 @@
 
 import base64
 import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -135,3 +138,26 @@ def test_without_credentials_the_chain_fails_fast_and_never_asks_ecs_metadata():
     """Settings disable the chain's ECS metadata step (100.100.100.200) unless
     VOD_USE_ECS_RAM_ROLE is set, so a missing key is reported at once."""
     assert _resolve_in_fresh_process({}) == "False -"
+
+
+def test_the_sdk_keeps_a_connection_for_every_call_in_flight(settings, sandbox, caplog):
+    """50 calls waiting on VOD at once (as a gevent worker has when VOD is slow): the SDK's
+    pool keeps VOD_HTTP_CONNECTIONS connections, so none is thrown away after its call. With
+    the SDK's default of 40, urllib3 discards the ten past it ("Connection pool is full")."""
+    settings.VOD_HTTP_CONNECTIONS = 60
+    created = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
+    sandbox.faults.add(action="RefreshUploadVideo", latency=1.0)
+    in_flight = 50
+    start = threading.Barrier(in_flight)
+
+    def refresh(_index: int) -> vod.VideoCredential:
+        start.wait(timeout=30)
+        return vod.refresh_upload_video(video_id=created.video_id)
+
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            results = list(pool.map(refresh, range(in_flight)))
+
+    assert [result.video_id for result in results] == [created.video_id] * in_flight
+    assert sandbox.count_calls("RefreshUploadVideo") == in_flight
+    assert not [record for record in caplog.records if "pool is full" in record.getMessage()]

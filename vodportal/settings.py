@@ -139,16 +139,21 @@ else:
     # (uploads.dependencies.forget_broken_connections). Unpooled ones are tested per request.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASE_POOL_SIZE <= 0
     if DATABASE_POOL_SIZE > 0:
-        # psycopg's pool, one per worker process, shared by its threads: a request holds a
-        # connection only while it uses the database, and hands it back while it waits on
-        # VOD (services.issuing), so a worker's many threads need few connections. A
+        # psycopg's pool, one per worker process, shared by its requests (greenlets or
+        # threads): a request holds a connection only while it uses the database, and hands
+        # it back while it waits on VOD (services.issuing), so a worker's many requests need
+        # few connections. A
         # PostgreSQL server sees at most workers x DATABASE_POOL_SIZE per host (README).
         options["pool"] = {"min_size": min(2, DATABASE_POOL_SIZE),
                            "max_size": DATABASE_POOL_SIZE,
                            # Past this a request gets 503 database_unavailable, not a hang.
                            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0)}
     else:
-        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        # Without the pool, a connection per request, closed at its end: Django keeps a
+        # persistent one per thread, and gunicorn's gevent workers (gunicorn.conf.py) run
+        # each request in a greenlet of its own, whose connection no later request would
+        # reuse. Behind PgBouncer that is what it is for; with gthread workers, 60 reuses.
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Parameters sent apart from the SQL, and statements a connection runs 5 times
         # prepared: the same few statements issue every credential, so PostgreSQL stops
@@ -263,6 +268,10 @@ VOD_ENDPOINT = env.str("VOD_ENDPOINT", default="")
 VOD_PROTOCOL = env.str("VOD_PROTOCOL", default="https")
 VOD_CONNECT_TIMEOUT_MS = env.int("VOD_CONNECT_TIMEOUT_MS", default=3000)
 VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
+# Connections to VOD each worker process keeps open for reuse: as many as the requests it
+# serves at once (gunicorn.conf.py, GUNICORN_WORKER_CONNECTIONS), so none is opened and
+# thrown away while VOD is slow.
+VOD_HTTP_CONNECTIONS = env.int("VOD_HTTP_CONNECTIONS", default=100)
 # The account's VOD QPS limit per operation (80/s in most regions, 40/s in some): vodportal
 # keeps its own calls under it, across every process through Redis (REDIS_URL).
 VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)

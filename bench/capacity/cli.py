@@ -2,7 +2,8 @@
 
     ALIBABA_CLOUD_ECS_METADATA_DISABLED=true .venv/bin/python bench/capacity.py \\
         [--duration 20] [--latencies 50,150,300] [--rate 80] [--clients 64,256] \\
-        [--overload-rate 240] [--peer-conn-max-age 60] [--workers N --threads N] [--parts ...] \\
+        [--overload-rate 240] [--peer-conn-max-age 60] [--parts ...] \\
+        [--worker-class gevent|gthread] [--workers N] [--connections N] [--threads N] \\
         [--keep-workdir]
 
 1. Latency sweep: the sandbox answering after 50, 150 and 300 ms; the portal as deployed
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 
 from bench.capacity.phases import audit_appends, overload, peer_comparison, sweep
-from bench.capacity.stack import SandboxControl, gunicorn_defaults
+from bench.capacity.stack import SandboxControl, Serving, gunicorn_defaults
 from bench.issue_throughput import load_average, machine, postgres_version, start_sandbox
 from tests.stack import ROOT
 
@@ -79,8 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="portal/peer pairs per load in the peer part")
     parser.add_argument("--workers", type=int, default=None,
                         help="gunicorn workers (default: what gunicorn.conf.py says)")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"), default=None,
+                        help="the portal's gunicorn worker class (default: gunicorn.conf.py's)")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="gevent: requests per worker at once (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="gunicorn threads per worker (default: gunicorn.conf.py's)")
+                        help="gthread: threads per worker, the portal's and the peer's "
+                             "(default: gunicorn.conf.py's)")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the portals' logs (gunicorn's error and access logs) "
                              "and print where")
@@ -95,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def describe_machine(args, gunicorn: tuple[int, int]) -> None:
+def describe_machine(args, serving: Serving) -> None:
     """CPU, memory, versions, load, commit and gunicorn settings: what the figures mean."""
     for key, value in machine().items():
         print(f"{key:9} {value}")
@@ -107,8 +113,9 @@ def describe_machine(args, gunicorn: tuple[int, int]) -> None:
     state = " with uncommitted changes" if dirty else ""
     print(f"{'commit':9} {commit + state if commit else f'{ROOT} is not a git checkout'}; "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
-    source = "flags" if args.workers or args.threads else "gunicorn.conf.py defaults"
-    print(f"{'gunicorn':9} {gunicorn[0]} workers x {gunicorn[1]} threads ({source})")
+    flags = (args.worker_class, args.workers, args.connections, args.threads)
+    source = "flags" if any(flags) else "gunicorn.conf.py defaults"
+    print(f"{'gunicorn':9} {serving.text} ({source})")
     print(f"{'load':9} {load_average()}", flush=True)
 
 
@@ -122,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     defaults = gunicorn_defaults()
-    gunicorn = (args.workers or defaults[0], args.threads or defaults[1])
-    describe_machine(args, gunicorn)
+    serving = Serving(worker_class=args.worker_class or defaults.worker_class,
+                      workers=args.workers or defaults.workers,
+                      connections=args.connections or defaults.connections,
+                      threads=args.threads or defaults.threads)
+    describe_machine(args, serving)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
     verdicts: list[tuple[str, bool]] = []
@@ -131,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = SandboxControl(endpoint)
     try:
         if "sweep" in args.parts:
-            verdicts += sweep(args, workdir, sandbox, endpoint, gunicorn)
+            verdicts += sweep(args, workdir, sandbox, endpoint, serving)
         if "overload" in args.parts:
-            verdicts += overload(args, workdir, gunicorn)
+            verdicts += overload(args, workdir, serving)
         if "peer" in args.parts:
-            verdicts += peer_comparison(args, workdir, sandbox, endpoint, gunicorn)
+            verdicts += peer_comparison(args, workdir, sandbox, endpoint, serving)
         if "audit" in args.parts:
             verdicts += audit_appends(args)
     finally:

@@ -3,6 +3,7 @@ peer, and audit appends. Each prints its table and returns its verdicts [(text, 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -14,7 +15,8 @@ from pathlib import Path
 from bench.capacity.measure import (HEADER, class_latencies, closed_point, open_point,
                                     requests_shed, row)
 from bench.capacity.openloop import percentile
-from bench.capacity.stack import SandboxControl, Target, start_peer, start_portal_target
+from bench.capacity.stack import (SandboxControl, Serving, Target, start_peer,
+                                  start_portal_target)
 from bench.issue_throughput import start_sandbox
 from tests.stack import ROOT
 
@@ -30,16 +32,16 @@ def _table(title: str, points) -> None:
         print(row(point))
 
 
-def sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str, gunicorn: tuple[int, int]
+def sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str, serving: Serving
           ) -> Verdicts:
     """The latency sweep twice: the portal as deployed, then with its limiter set high
     enough never to bind (what the portal itself can serve)."""
-    return (_sweep(args, workdir, sandbox, endpoint, gunicorn, limiter_binding=True)
-            + _sweep(args, workdir, sandbox, endpoint, gunicorn, limiter_binding=False))
+    return (_sweep(args, workdir, sandbox, endpoint, serving, limiter_binding=True)
+            + _sweep(args, workdir, sandbox, endpoint, serving, limiter_binding=False))
 
 
 def _sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
-           gunicorn: tuple[int, int], *, limiter_binding: bool) -> Verdicts:
+           serving: Serving, *, limiter_binding: bool) -> Verdicts:
     """The sandbox at each latency: open loop at --rate, then (as deployed only) wrk at each
     of --clients.
 
@@ -53,7 +55,7 @@ def _sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
     extra_env = None if limiter_binding else {"VOD_QPS_LIMIT": "1000000"}
     portal = start_portal_target(args.db_name, database_url=args.database_url, workdir=workdir,
                                  sandbox=endpoint, redis_url=args.redis_url,
-                                 workers=gunicorn[0], threads=gunicorn[1], extra_env=extra_env)
+                                 serving=serving, extra_env=extra_env)
     verdicts: Verdicts = []
     points = []
     try:
@@ -88,8 +90,8 @@ def _sweep(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
         portal.stop()
     settings_text = ("VOD_QPS_LIMIT and VOD_QPS_MAX_WAIT_MS as settings default them"
                      if limiter_binding else "VOD_QPS_LIMIT=1000000")
-    _table(f"1{'a' if limiter_binding else 'b'}. latency sweep, {name}: {gunicorn[0]} workers "
-           f"x {gunicorn[1]} threads, {settings_text}; latencies in ms from the scheduled "
+    _table(f"1{'a' if limiter_binding else 'b'}. latency sweep, {name}: {serving.text}, "
+           f"{settings_text}; latencies in ms from the scheduled "
            "send (open loop) or from wrk (closed); CPU and PG: ms per 2xx answer", points)
     return verdicts
 
@@ -125,7 +127,7 @@ def _overload_counts(database_url: str) -> tuple[int, dict[str, int], int]:
     return sum(statuses.values()), statuses, refused
 
 
-def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
+def overload(args, workdir: Path, serving: Serving) -> Verdicts:
     """A sandbox that throttles past --vod-qps per second (as VOD does), the portal limited
     to the same, offered --overload-rate per second."""
     process, endpoint = start_sandbox("--latency-ms", f"{args.overload_latency:g}",
@@ -134,8 +136,7 @@ def overload(args, workdir: Path, gunicorn: tuple[int, int]) -> Verdicts:
     try:
         portal = start_portal_target(args.db_name, database_url=args.database_url,
                                      workdir=workdir, sandbox=endpoint,
-                                     redis_url=args.redis_url, workers=gunicorn[0],
-                                     threads=gunicorn[1],
+                                     redis_url=args.redis_url, serving=serving,
                                      extra_env={"VOD_QPS_LIMIT": str(args.vod_qps)})
         point = open_point(portal, f"VOD +{args.overload_latency:g} ms, {args.overload_rate:g}/s",
                            rate=args.overload_rate, warmup=args.warmup,
@@ -218,20 +219,24 @@ def _per_credential(points, attribute: str) -> float:
 
 
 def peer_comparison(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
-                    gunicorn: tuple[int, int]) -> Verdicts:
+                    serving: Serving) -> Verdicts:
     """Portal and peer in turn (portal, peer, portal, peer, ...), open loop at --rate with the
-    sandbox at --peer-latency, then wrk at --peer-clients with no VOD latency."""
+    sandbox at --peer-latency, then wrk at --peer-clients with no VOD latency.
+
+    The peer runs gthread workers, as the sample's developer deploys it: its persistent
+    connections (CONN_MAX_AGE) are one per thread, and would be one per request in greenlets."""
+    peer_serving = dataclasses.replace(serving, worker_class="gthread")
     targets: list[Target] = []
     try:
         # The peer has no limiter: the portal's is on (its Redis calls are counted) but set
         # high enough never to bind, so both issue every credential they are asked for.
         targets.append(start_portal_target(
             args.db_name, database_url=args.database_url, workdir=workdir, sandbox=endpoint,
-            redis_url=args.redis_url, workers=gunicorn[0], threads=gunicorn[1],
+            redis_url=args.redis_url, serving=serving,
             extra_env={"VOD_QPS_LIMIT": "1000000"}))
         targets.append(start_peer(f"{args.db_name}_peer", database_url=args.database_url,
-                                  workdir=workdir, sandbox=endpoint, workers=gunicorn[0],
-                                  threads=gunicorn[1], conn_max_age=args.peer_conn_max_age))
+                                  workdir=workdir, sandbox=endpoint, serving=peer_serving,
+                                  conn_max_age=args.peer_conn_max_age))
         points = {"open": [], "closed": []}
         sandbox.configure(latency=args.peer_latency / 1000)
         for _ in range(args.rounds):
@@ -250,8 +255,8 @@ def peer_comparison(args, workdir: Path, sandbox: SandboxControl, endpoint: str,
         for target in targets:
             target.stop()
     _table(f"3. the naive peer (bench/peer/, CONN_MAX_AGE={args.peer_conn_max_age}) against "
-           f"the portal (VOD_QPS_LIMIT not binding), interleaved, {gunicorn[0]} workers x "
-           f"{gunicorn[1]} threads each", points["open"] + points["closed"])
+           f"the portal (VOD_QPS_LIMIT not binding), interleaved; the portal {serving.text}, "
+           f"the peer {peer_serving.text}", points["open"] + points["closed"])
     for point in points["open"] + points["closed"]:
         print(f"  {point.label} ({point.mode}): {point.spread}")
     verdicts: Verdicts = []

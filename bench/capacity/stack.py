@@ -33,16 +33,43 @@ USER_COUNT = 64
 UNBOUND_USER_RATE = "100000000/minute"
 
 
-def gunicorn_defaults() -> tuple[int, int]:
-    """(workers, threads) as gunicorn.conf.py computes them when no GUNICORN_* variable is
-    set: what a default deployment on this machine runs."""
+@dataclass(frozen=True)
+class Serving:
+    """How gunicorn serves: its worker class, workers, and each worker's concurrency (gevent:
+    worker_connections; gthread: threads)."""
+
+    worker_class: str
+    workers: int
+    connections: int
+    threads: int
+
+    @property
+    def text(self) -> str:
+        """'2 gevent workers x 100 connections' or '2 gthread workers x 32 threads'."""
+        each = (f"{self.threads} threads" if self.worker_class == "gthread"
+                else f"{self.connections} connections")
+        return f"{self.workers} {self.worker_class} workers x {each}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The GUNICORN_* variables that make gunicorn.conf.py serve this way."""
+        return {"GUNICORN_WORKER_CLASS": self.worker_class,
+                "GUNICORN_WORKERS": str(self.workers),
+                "GUNICORN_WORKER_CONNECTIONS": str(self.connections),
+                "GUNICORN_THREADS": str(self.threads)}
+
+
+def gunicorn_defaults() -> Serving:
+    """What gunicorn.conf.py computes when no GUNICORN_* variable is set: what a default
+    deployment on this machine runs."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GUNICORN_")}
     code = ("import json, runpy; conf = runpy.run_path('gunicorn.conf.py'); "
-            "print(json.dumps([conf['workers'], conf['threads']]))")
+            "print(json.dumps([conf[name] for name in ('worker_class', 'workers', "
+            "'worker_connections', 'threads')]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True, timeout=60).stdout
-    workers, threads = json.loads(out)
-    return int(workers), int(threads)
+    worker_class, workers, connections, threads = json.loads(out)
+    return Serving(worker_class, int(workers), int(connections), int(threads))
 
 
 @dataclass
@@ -64,12 +91,12 @@ class Target:
 
 
 def start_portal_target(name: str, *, database_url: str, workdir: Path, sandbox: str,
-                        redis_url: str, workers: int, threads: int,
+                        redis_url: str, serving: Serving,
                         extra_env: dict[str, str] | None = None) -> Target:
     """The portal on a fresh database `name` with USER_COUNT users; gunicorn.conf.py as is
-    except for the worker and thread counts given (start_portal would otherwise pin its
-    own), the per-user rate unbound, and INFO JSON logs (settings' defaults: start_portal
-    turns them down)."""
+    except for how it serves (`serving`: start_portal would otherwise pin its own), the
+    per-user rate unbound, and INFO JSON logs (settings' defaults: start_portal turns them
+    down)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -81,7 +108,7 @@ def start_portal_target(name: str, *, database_url: str, workdir: Path, sandbox:
             database_url=fresh_database_url(database_url, name, portal_dir),
             workdir=portal_dir, users=[f"bench{index:03d}" for index in range(USER_COUNT)],
             extra_env={"REDIS_URL": redis_url, "API_CREDENTIAL_RATE": UNBOUND_USER_RATE,
-                       "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads),
+                       **serving.env,
                        "LOG_LEVEL": "INFO", "LOG_FORMAT": "json", **(extra_env or {})})
     return Target(name="portal", url=portal.url, process=portal.process,
                   tokens=list(portal.tokens.values()), access_log=portal.access_log,
@@ -108,10 +135,10 @@ def _stderr_into(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def start_peer(name: str, *, database_url: str, workdir: Path, sandbox: str, workers: int,
-               threads: int, conn_max_age: int) -> Target:
+def start_peer(name: str, *, database_url: str, workdir: Path, sandbox: str, serving: Serving,
+               conn_max_age: int) -> Target:
     """The naive peer (bench/peer/) on a fresh database `name`: migrate, USER_COUNT users
-    with DRF tokens, then gunicorn with the portal's gunicorn.conf.py."""
+    with DRF tokens, then gunicorn with the portal's gunicorn.conf.py, serving as asked."""
     peer_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
     access_log = peer_dir / "access.log"
     env = {**{key: value for key, value in os.environ.items()
@@ -121,8 +148,8 @@ def start_peer(name: str, *, database_url: str, workdir: Path, sandbox: str, wor
            "DATABASE_CONN_MAX_AGE": str(conn_max_age),
            "VOD_ENDPOINT": sandbox, "VOD_ACCESS_KEY_ID": ACCESS_KEY_ID,
            "VOD_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
-           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", "GUNICORN_WORKERS": str(workers),
-           "GUNICORN_THREADS": str(threads), "GUNICORN_ACCESSLOG": str(access_log)}
+           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", **serving.env,
+           "GUNICORN_ACCESSLOG": str(access_log)}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=PEER_DIR, env=env,
                    check=True, timeout=180)

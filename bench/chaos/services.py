@@ -246,7 +246,7 @@ def start_stack(workdir: Path, base_database_url: str, users: list[str]) -> tupl
         users=users,
         extra_env={
             "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": str(WORKERS), "GUNICORN_THREADS": "8",
+            "GUNICORN_WORKERS": str(WORKERS),
             "REDIS_URL": redis_server.url,
             # High enough never to interfere: the scenarios bring their own trouble.
             "VOD_QPS_LIMIT": "5000", "VOD_QPS_MAX_WAIT_MS": "500",

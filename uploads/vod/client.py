@@ -213,8 +213,14 @@ def credentials_resolvable() -> bool:
 
 
 def runtime_options() -> RuntimeOptions:
-    # Retries are ours (see call_vod); the SDK's own loop is left off so each attempt is seen.
-    return RuntimeOptions(autoretry=False, max_attempts=1)
+    """The SDK's per-call options.
+
+    Retries are ours (see call_vod); the SDK's own loop is left off so each attempt is seen.
+    `max_idle_conns` sizes the SDK's HTTP connection pool (urllib3, one per process): its
+    default of 40 is fewer than the calls a gevent worker has in flight when VOD is slow,
+    and each call past it would open, then discard, a new TLS connection."""
+    return RuntimeOptions(autoretry=False, max_attempts=1,
+                          max_idle_conns=settings.VOD_HTTP_CONNECTIONS)
 
 
 def backoff(attempt: int) -> None:
