@@ -271,6 +271,28 @@ def test_a_process_refusing_a_tenth_of_its_bookings_holds_slots_with_the_overloa
     assert 1.15 < third.send_at - second.send_at < 1.25  # the second: 1 s + 200 ms
 
 
+def test_a_strained_process_books_without_a_burst(settings):
+    """Under a sustained overload the window holds admissions until its slots free, time
+    the pace counts as idle: with the burst allowed, the next second's first calls would
+    go back to back again. A process refusing a tenth or more of its bookings keeps to the
+    pace instead; a quiet one still gets its burst."""
+    limiter._warm.set()
+    settings.VOD_QPS_LIMIT = 4
+    settings.VOD_QPS_BURST = 4
+    settings.VOD_QPS_MARGIN_MS = settings.VOD_QPS_OVERLOAD_MARGIN_MS = 0
+    settings.VOD_QPS_MAX_WAIT_MS = 3000
+    burst = [limiter.book_call("Op") for _ in range(4)]
+    assert burst[-1].send_at - burst[0].send_at < 0.05  # quiet: all four at once
+    settings.VOD_QPS_MAX_WAIT_MS = 0
+    with pytest.raises(VodThrottled):
+        limiter.book_call("Op")  # the window is full for a second: one refused of five
+    settings.VOD_QPS_MAX_WAIT_MS = 3000
+    later = [limiter.book_call("Op") for _ in range(3)]
+    gaps = [after.send_at - before.send_at for before, after in zip(later, later[1:])]
+    assert 0.95 < later[0].send_at - burst[0].send_at < 1.05  # when the first slot frees
+    assert all(0.2 < gap < 0.3 for gap in gaps), gaps  # then one per 1/limit s
+
+
 def test_a_first_call_holds_its_slot_until_a_second_after_its_answer(sandbox, settings,
                                                                      monkeypatch):
     """Before a process has had an answer, its SDK builds its HTTP session after the send

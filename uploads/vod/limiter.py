@@ -40,7 +40,9 @@ keeps the window's rhythm: the whole second's worth of slots frees at once, is t
 once by the waiting excess, and the portal's CPU then handles every admission and, a VOD
 latency later, every answer in the same fraction of each second, which queues the
 refusals behind them. Paced, admissions are spread over the second (bench/README.md,
-"Capacity under VOD latency").
+"Capacity under VOD latency"). A strained process books with no burst at all (`_tolerance`):
+the window's waits look like idle time to the pace, and a burst allowance let each second's
+first slots go back to back again.
 
 The service books before it writes the upload row (`book_call`, at least 20 ms ahead, the
 time that takes), so a request refused here leaves no row; the gateway's next call of that
@@ -161,7 +163,7 @@ class _Strain:
 _strains: dict[str, _Strain] = defaultdict(_Strain)
 
 
-def _margin(operation: str) -> float:
+def _margin(strained: bool) -> float:
     """The spread (seconds) between send and VOD's arrival that a new slot must cover.
 
     VOD_QPS_MARGIN_MS while the process keeps up; VOD_QPS_OVERLOAD_MARGIN_MS while it is
@@ -171,26 +173,44 @@ def _margin(operation: str) -> float:
     19 ms from the limiter to the socket (up to 24 ms at 120/s on a slower host), and with
     5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw at most 80 with
     5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The wider margin
-    (30 ms: 25 for that work, `_exit_allowance`) costs capacity only while there is more
-    traffic than VOD's limit anyway (77 admitted a second instead of 79)."""
+    (50 ms: 45 for that work, `_exit_allowance`; gevent workers measured up to 45 ms) costs
+    capacity only while there is more traffic than VOD's limit anyway (76 admitted a second
+    instead of 79)."""
     margin = settings.VOD_QPS_MARGIN_MS
-    if _strains[operation].strained():
+    if strained:
         margin = max(margin, settings.VOD_QPS_OVERLOAD_MARGIN_MS)
     return margin / 1000
+
+
+def _tolerance(strained: bool) -> float:
+    """How far a new booking may run ahead of the even pace (seconds): VOD_QPS_BURST calls'
+    worth while the process keeps up, none while it is strained.
+
+    Under a sustained overload the window keeps admissions waiting for its slots to free,
+    which the pace counts as idle time: with a burst allowed, each second's first slots
+    went back to back again, and their answers came back together a VOD latency later,
+    queueing the refusals behind them (429 p90 20 to 27 ms, p99 30 to 57 ms at 240/s on 2
+    cores with gevent workers). Without one, admissions stay one per 1/VOD_QPS_LIMIT s
+    (p90 12 to 13 ms, p99 23 to 27 ms; bench/README.md, "gevent workers"). Nobody loses by
+    it: the excess is refused either way; a quiet account still gets its burst at once."""
+    if strained:
+        return 0.0
+    return pace_tolerance(settings.VOD_QPS_LIMIT, settings.VOD_QPS_BURST)
 
 
 def _book(operation: str, lead: float = 0.0) -> Booking:
     """Book a send moment for one `operation` call, at least `lead` seconds ahead; raise
     when refused."""
     until_answered = not _warm.is_set()
-    margin = _margin(operation)
+    strained = _strains[operation].strained()
+    margin = _margin(strained)
     hold = _UNTIL_ANSWERED if until_answered else 1 + margin
     call_id = uuid.uuid4().hex
     asked = time.monotonic()
     try:
         booked, wait = slots.store(settings.REDIS_URL).book(
             operation, settings.VOD_QPS_LIMIT, hold, settings.VOD_QPS_MAX_WAIT_MS / 1000,
-            call_id, lead, pace_tolerance(settings.VOD_QPS_LIMIT, settings.VOD_QPS_BURST))
+            call_id, lead, _tolerance(strained))
     except redis.exceptions.RedisError as exc:
         # Nothing was sent to VOD: the caller may say so, and the client may retry.
         raise _store_down() from exc
