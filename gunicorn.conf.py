@@ -61,8 +61,8 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 # A kept-alive connection stays with the worker that accepted it: wrk's or a proxy's few
 # connections then load one worker while the other idles (open loop at 240/s, gthread: 84 %
 # of the requests on one worker and 429 p99 259 ms with keep-alive; 51 % and 79-110 ms
-# without, bench/README.md, "Capacity under VOD latency"). A new loopback or LAN connection costs
-# less than that imbalance. Behind a proxy, keep-alive to gunicorn buys nothing; clients'
+# without, bench/README.md, "Capacity under VOD latency"). A new loopback or LAN connection
+# costs less than that imbalance. Behind a proxy, keep-alive to gunicorn buys nothing; clients'
 # keep-alive ends at the proxy. GUNICORN_KEEPALIVE=<seconds> turns it back on.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 0))
 # Recycle workers now and then so a slow leak cannot grow without bound. Not often: a

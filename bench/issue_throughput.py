@@ -5,8 +5,8 @@ In one run, on this machine, against vodsandbox with no injected latency:
 1. The floor: the bare SDK (alibabacloud-vod20170321) calling CreateUploadVideo in a loop, in
    a process that does nothing else: its CPU time per call (time.process_time: signing,
    HTTP, parsing) and its latency.
-2. vodportal as deployed (gunicorn's gevent workers, PostgreSQL, Redis for the throttles and the VOD
-   limiter, JSON logs) issuing video credentials (POST /api/v1/videos/) to 1, 8 and 64
+2. vodportal as deployed (gunicorn's gevent workers, PostgreSQL, Redis for the throttles and
+   the VOD limiter, JSON logs) issuing video credentials (POST /api/v1/videos/) to 1, 8 and 64
    concurrent clients: credentials per second, p50 and p99 latency, and the CPU
    milliseconds per credential of gunicorn's processes (master + workers, utime + stime
    from /proc/<pid>/stat), and that CPU over the floor's. The floor is measured again just

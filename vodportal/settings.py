@@ -142,8 +142,8 @@ else:
         # psycopg's pool, one per worker process, shared by its requests (greenlets or
         # threads): a request holds a connection only while it uses the database, and hands
         # it back while it waits on VOD (services.issuing), so a worker's many requests need
-        # few connections. A
-        # PostgreSQL server sees at most workers x DATABASE_POOL_SIZE per host (README).
+        # few connections. A PostgreSQL server sees at most workers x DATABASE_POOL_SIZE per
+        # host (README).
         options["pool"] = {"min_size": min(2, DATABASE_POOL_SIZE),
                            "max_size": DATABASE_POOL_SIZE,
                            # Past this a request gets 503 database_unavailable, not a hang.

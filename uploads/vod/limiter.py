@@ -168,9 +168,11 @@ def _margin(strained: bool) -> float:
 
     VOD_QPS_MARGIN_MS while the process keeps up; VOD_QPS_OVERLOAD_MARGIN_MS while it is
     strained (`_Strain`). The limiter measures how late a call leaves it, not the SDK's own
-    work after that (signing, building the request), and a thread can wait for the GIL in
-    it when the process is busy: at 240/s on 2 cores, 2 to 3 % of the calls took 6 to
-    19 ms from the limiter to the socket (up to 24 ms at 120/s on a slower host), and with
+    work after that (signing, building the request), and a request can wait in it for the
+    worker's others when the process is busy (for the GIL with thread workers, for the
+    greenlets run before it with gevent): at 240/s on 2 cores, with threads, 2 to 3 % of the
+    calls took 6 to 19 ms from the limiter to the socket (up to 24 ms at 120/s on a slower
+    host), and with
     5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw at most 80 with
     5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The wider margin
     (50 ms: 45 for that work, `_exit_allowance`; gevent workers measured up to 45 ms) costs
@@ -316,7 +318,8 @@ def _on_time(booking: Booking) -> Booking:
 def _exit_allowance(booking: Booking) -> float:
     """How late a call may leave the limiter and still be on time: VOD_QPS_MARGIN_MS, even
     when its slot covers the wider overload margin. The rest of that margin is for the SDK's
-    work after the limiter, which waits for the GIL in a strained process. With the whole
+    work after the limiter, which waits for the worker's other requests in a strained
+    process. With the whole
     margin allowed here, calls left up to 15 ms late, then spent up to 24 ms more in the SDK,
     and the sandbox saw 81 and 82 calls in a second at 120/s offered, on a 2-core host where
     the portal was not even saturated (bench/README.md, "The overload margin split between
