@@ -32,6 +32,10 @@ class HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: more clients connecting at once than that (a
+    # gevent worker's calls when VOD is slow) had their requests sit unaccepted until the
+    # SDK's read timeout, then retried. VOD's front accepts far more.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
