@@ -3,13 +3,12 @@
 import base64
 import json
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from tests.conftest import concurrently
 from uploads import vod
 
 REFERENCE = "0123456789abcdef0123456789abcdef"
@@ -148,15 +147,10 @@ def test_the_sdk_keeps_a_connection_for_every_call_in_flight(settings, sandbox, 
     created = vod.create_upload_video(title="Clip", file_name="clip.mp4", reference_id=REFERENCE)
     sandbox.faults.add(action="RefreshUploadVideo", latency=1.0)
     in_flight = 50
-    start = threading.Barrier(in_flight)
-
-    def refresh(_index: int) -> vod.VideoCredential:
-        start.wait(timeout=30)
-        return vod.refresh_upload_video(video_id=created.video_id)
 
     with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
-        with ThreadPoolExecutor(max_workers=in_flight) as pool:
-            results = list(pool.map(refresh, range(in_flight)))
+        results = concurrently(
+            *[lambda: vod.refresh_upload_video(video_id=created.video_id)] * in_flight)
 
     assert [result.video_id for result in results] == [created.video_id] * in_flight
     assert sandbox.count_calls("RefreshUploadVideo") == in_flight

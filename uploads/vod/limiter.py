@@ -172,9 +172,9 @@ def _margin(strained: bool) -> float:
     worker's others when the process is busy (for the GIL with thread workers, for the
     greenlets run before it with gevent): at 240/s on 2 cores, with threads, 2 to 3 % of the
     calls took 6 to 19 ms from the limiter to the socket (up to 24 ms at 120/s on a slower
-    host), and with
-    5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw at most 80 with
-    5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The wider margin
+    host), and with 5 ms VOD saw 81 to 83 calls in a second; at VOD's 80/s the sandbox saw
+    at most 80 with 5 ms on an Intel host, 81 a few times a minute on a slower AMD one. The
+    wider margin
     (50 ms: 45 for that work, `_exit_allowance`; gevent workers measured up to 45 ms) costs
     capacity only while there is more traffic than VOD's limit anyway (76 admitted a second
     instead of 79)."""
