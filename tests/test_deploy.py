@@ -63,6 +63,27 @@ def test_the_environment_wins_over_the_env_file_for_gunicorn_and_django(tmp_path
     assert run.stdout.split() == ["ap-southeast-1", "app-from-file"]
 
 
+def test_the_sdk_keeps_as_many_vod_connections_as_a_worker_serves_requests(tmp_path):
+    """VOD_HTTP_CONNECTIONS follows GUNICORN_WORKER_CONNECTIONS from the same .env, unless
+    set itself: a worker with more requests in flight than connections kept would open and
+    throw away one per call past them."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("GUNICORN_WORKER_CONNECTIONS=150\n")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("VOD_", "GUNICORN_"))}
+    env.update(VODPORTAL_ENV_FILE=str(env_file), DJANGO_SETTINGS_MODULE="vodportal.settings")
+    code = "from django.conf import settings; print(settings.VOD_HTTP_CONNECTIONS)"
+
+    def connections(**overrides: str) -> str:
+        run = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+                             cwd=ROOT, env={**env, **overrides}, capture_output=True,
+                             text=True, timeout=120, check=True)
+        return run.stdout.strip()
+
+    assert connections() == "150"
+    assert connections(VOD_HTTP_CONNECTIONS="40") == "40"
+
+
 def test_make_serve_installs_runtime_requirements_only_and_no_npm():
     dry_run = subprocess.run(["make", "-n", "-B", "serve"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60, check=True).stdout

@@ -269,9 +269,10 @@ VOD_PROTOCOL = env.str("VOD_PROTOCOL", default="https")
 VOD_CONNECT_TIMEOUT_MS = env.int("VOD_CONNECT_TIMEOUT_MS", default=3000)
 VOD_READ_TIMEOUT_MS = env.int("VOD_READ_TIMEOUT_MS", default=10000)
 # Connections to VOD each worker process keeps open for reuse: as many as the requests it
-# serves at once (gunicorn.conf.py, GUNICORN_WORKER_CONNECTIONS), so none is opened and
-# thrown away while VOD is slow.
-VOD_HTTP_CONNECTIONS = env.int("VOD_HTTP_CONNECTIONS", default=100)
+# serves at once (gunicorn.conf.py, GUNICORN_WORKER_CONNECTIONS, read from the same
+# environment and .env), so none is opened and thrown away while VOD is slow.
+VOD_HTTP_CONNECTIONS = env.int("VOD_HTTP_CONNECTIONS",
+                               default=env.int("GUNICORN_WORKER_CONNECTIONS", default=100))
 # The account's VOD QPS limit per operation (80/s in most regions, 40/s in some): vodportal
 # keeps its own calls under it, across every process through Redis (REDIS_URL).
 VOD_QPS_LIMIT = env.int("VOD_QPS_LIMIT", default=80)
